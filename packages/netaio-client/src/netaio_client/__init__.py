@@ -1,0 +1,9 @@
+"""netaio-client: TCPClient, the asyncio client of netaio."""
+
+from __future__ import annotations
+
+from .client import TCPClient, default_client_logger
+
+__version__ = "0.1.0"
+
+__all__ = ["TCPClient", "default_client_logger"]

@@ -1,0 +1,240 @@
+"""The default message classes and their wire codec (pure, no I/O).
+
+Wire format (network byte order; see PROTOCOL.md beside this package)::
+
+    header   u8 message_type, u16 auth_length, u16 body_length, u32 crc32(body)
+    auth     auth_length bytes: a dict str -> bytes | int (see auth_section)
+    body     u32 uri_length, uri, content
+
+Decoding untrusted bytes raises ``DecodeError`` (a ``ValueError``) that says
+what was wrong; nothing else escapes a decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from struct import Struct
+from zlib import crc32
+
+from .auth_section import (
+    EMPTY_AUTH_SECTION,
+    AuthValue,
+    decode_auth_fields,
+    encode_auth_fields,
+)
+from .errors import ChecksumError, DecodeError
+from .protocols import AuthFieldsProtocol, BodyProtocol
+
+__all__ = ["AuthFields", "Body", "Header", "Message", "MessageType", "MAX_SECTION_LENGTH"]
+
+MAX_SECTION_LENGTH = 0xFFFF
+"""The largest auth section or body a frame can carry (16-bit length fields)."""
+
+_HEADER = Struct("!BHHI")
+_U32 = Struct("!I")
+
+
+class MessageType(Enum):
+    """Some default message types."""
+
+    REQUEST_URI = 0
+    RESPOND_URI = 1
+    CREATE_URI = 2
+    UPDATE_URI = 3
+    DELETE_URI = 4
+    SUBSCRIBE_URI = 5
+    UNSUBSCRIBE_URI = 6
+    PUBLISH_URI = 7
+    NOTIFY_URI = 8
+    OK = 10
+    CONFIRM_SUBSCRIBE = 11
+    CONFIRM_UNSUBSCRIBE = 12
+    ERROR = 20
+    AUTH_ERROR = 23
+    NOT_FOUND = 24
+    DISCONNECT = 30
+
+
+# Wire value -> member, for decoding without the cost of an Enum call.
+_MESSAGE_TYPES: dict[int, MessageType] = {t.value: t for t in MessageType}
+
+
+@dataclass
+class Header:
+    """Default header class."""
+
+    message_type: MessageType
+    auth_length: int
+    body_length: int
+    checksum: int
+
+    @staticmethod
+    def header_length() -> int:
+        """Return the byte length of the header."""
+        return 9
+
+    @staticmethod
+    def struct_fstring() -> str:
+        """Return the struct format string for decoding the header."""
+        return "!BHHI"
+
+    @classmethod
+    def decode(cls, data: bytes) -> Header:
+        """Decode the header from the first 9 bytes of ``data``."""
+        if len(data) < 9:
+            raise DecodeError(f"header truncated: need 9 bytes, got {len(data)}")
+        type_value, auth_length, body_length, checksum = _HEADER.unpack_from(data)
+        message_type = _MESSAGE_TYPES.get(type_value)
+        if message_type is None:
+            raise DecodeError(f"unknown message type {type_value}")
+        return cls(message_type, auth_length, body_length, checksum)
+
+    def encode(self) -> bytes:
+        """Encode the header into bytes."""
+        try:
+            return _HEADER.pack(
+                self.message_type.value, self.auth_length, self.body_length, self.checksum
+            )
+        except Exception as exc:  # struct.error, AttributeError: report the field
+            raise ValueError(
+                "header does not fit its fields: message_type must be a MessageType, "
+                f"auth_length and body_length 0..{MAX_SECTION_LENGTH}, "
+                f"checksum 0..{0xFFFFFFFF} ({self!r})"
+            ) from exc
+
+
+@dataclass
+class AuthFields:
+    """Default auth fields class: named values that auth plugins set and check."""
+
+    fields: dict[str, AuthValue]
+
+    @classmethod
+    def decode(cls, data: bytes) -> AuthFields:
+        """Decode the auth fields from bytes (``DecodeError`` if malformed)."""
+        return cls(decode_auth_fields(data))
+
+    def encode(self) -> bytes:
+        """Encode the auth fields into bytes."""
+        fields = self.fields
+        return encode_auth_fields(fields) if fields else EMPTY_AUTH_SECTION
+
+
+@dataclass
+class Body:
+    """Default body class: a uri that routes the message, and its content."""
+
+    uri_length: int
+    uri: bytes
+    content: bytes
+
+    @classmethod
+    def decode(cls, data: bytes) -> Body:
+        """Decode the body from bytes (``DecodeError`` if malformed)."""
+        if len(data) < 4:
+            raise DecodeError(f"body truncated: need at least 4 bytes, got {len(data)}")
+        (uri_length,) = _U32.unpack_from(data)
+        end = 4 + uri_length
+        if end > len(data):
+            raise DecodeError(
+                f"body malformed: uri_length {uri_length} exceeds the "
+                f"{len(data) - 4} bytes after it"
+            )
+        return cls(uri_length, data[4:end], data[end:])
+
+    def encode(self) -> bytes:
+        """Encode the body into bytes; the uri length is taken from ``uri``."""
+        uri = self.uri
+        return _U32.pack(len(uri)) + uri + self.content
+
+    @classmethod
+    def prepare(cls, content: bytes, uri: bytes = b"1") -> Body:
+        """Prepare a body from content and optional arguments."""
+        return cls(len(uri), uri, content)
+
+
+_DEFAULT_AUTH = AuthFields(fields={})
+# The documented default of Message.prepare's auth_data. It is never stored:
+# prepare() gives every message a fresh AuthFields instead.
+
+
+@dataclass
+class Message:
+    """Default message class."""
+
+    header: Header
+    auth_data: AuthFields
+    body: Body
+
+    def check(self) -> bool:
+        """Check if the message is valid: the body matches the header's checksum."""
+        return self.header.checksum == crc32(self.body.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> Message:
+        """Decode the message from the data. Raises ValueError if the
+        checksum does not match (``ChecksumError``) or the bytes are
+        malformed, truncated or over-long (``DecodeError``)."""
+        header = Header.decode(data)
+        auth_end = 9 + header.auth_length
+        end = auth_end + header.body_length
+        if len(data) != end:
+            state = "truncated" if len(data) < end else "over-long"
+            raise DecodeError(
+                f"message {state}: header announces {end} bytes, got {len(data)}"
+            )
+        body_bytes = data[auth_end:end]
+        if header.checksum != crc32(body_bytes):
+            raise ChecksumError("checksum mismatch: the body does not match the header")
+        return cls(header, AuthFields.decode(data[9:auth_end]), Body.decode(body_bytes))
+
+    def encode(self) -> bytes:
+        """Encode the message into bytes.
+
+        The header's lengths and checksum are set from the current auth data
+        and body, so the frame is always self-consistent.
+        """
+        body = self.body.encode()
+        auth = self.auth_data.encode()
+        if len(body) > MAX_SECTION_LENGTH:
+            raise ValueError(
+                f"body is {len(body)} bytes; a frame carries at most {MAX_SECTION_LENGTH}"
+            )
+        if len(auth) > MAX_SECTION_LENGTH:
+            raise ValueError(
+                f"auth section is {len(auth)} bytes; a frame carries at most "
+                f"{MAX_SECTION_LENGTH}"
+            )
+        header = self.header
+        header.auth_length = len(auth)
+        header.body_length = len(body)
+        header.checksum = crc32(body)
+        return header.encode() + auth + body
+
+    @classmethod
+    def prepare(
+        cls,
+        body: BodyProtocol,
+        message_type: MessageType = MessageType.REQUEST_URI,
+        auth_data: AuthFieldsProtocol | None = _DEFAULT_AUTH,
+    ) -> Message:
+        """Prepare a message from a body and optional arguments.
+
+        Lengths and checksum are filled in. Without ``auth_data`` the message
+        gets its own empty ``AuthFields``; no default object is shared.
+        A body or auth data of another class is converted to the default class.
+        """
+        default_body = body if type(body) is Body else Body.prepare(body.content, body.uri)
+        if auth_data is None or auth_data is _DEFAULT_AUTH:
+            fields = AuthFields({})
+        else:
+            fields = auth_data if type(auth_data) is AuthFields else AuthFields(auth_data.fields)
+        encoded = default_body.encode()
+        if len(encoded) > MAX_SECTION_LENGTH:
+            raise ValueError(
+                f"body is {len(encoded)} bytes; a frame carries at most {MAX_SECTION_LENGTH}"
+            )
+        auth_length = len(fields.encode()) if fields.fields else len(EMPTY_AUTH_SECTION)
+        header = Header(message_type, auth_length, len(encoded), crc32(encoded))
+        return cls(header, fields, default_body)

@@ -1,0 +1,174 @@
+"""The dispatch path shared by client and server (layer 3).
+
+``Endpoint`` holds the handler table and turns one received message into a
+handler's result: verify the checksum, check auth (the endpoint's plugin,
+then the matched handler's), resolve the handler from ``extract_keys`` (most
+specific key first) and call it, awaiting the result when it is awaitable.
+Client and server add only what differs: what to do with the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Hashable, Mapping
+from inspect import isawaitable
+from typing import Generic, TypeAlias
+
+from .codec import AuthFields, Body, Header, Message
+from .defaults import keys_extractor
+from .errors import AuthenticationError, ChecksumError
+from .framing import MessageReader
+from .limits import Limits
+from .protocols import (
+    AuthFieldsProtocol,
+    AuthPluginProtocol,
+    BodyProtocol,
+    Handler,
+    HeaderProtocol,
+    MessageProtocol,
+    MessageT,
+)
+
+__all__ = ["Endpoint", "HandlerEntry"]
+
+HandlerEntry: TypeAlias = tuple[Handler[MessageT], AuthPluginProtocol | None]
+"""A registered handler and its own auth plugin (or None)."""
+
+_DEFAULT_LIMITS = Limits()
+
+
+class Endpoint(Generic[MessageT]):
+    """What a client and a server share: classes, handlers, auth, dispatch.
+
+    Generic over the message class, so that handlers annotated with a
+    concrete class (``msg: Message``) type-check.
+    """
+
+    header_class: type[HeaderProtocol]
+    auth_fields_class: type[AuthFieldsProtocol]
+    body_class: type[BodyProtocol]
+    message_class: type[MessageT]
+    handlers: dict[Hashable, HandlerEntry[MessageT]]
+    extract_keys: Callable[[MessageT], list[Hashable]]
+    logger: logging.Logger
+    auth_plugin: AuthPluginProtocol | None
+    limits: Limits
+
+    def __init__(
+        self,
+        header_class: type[HeaderProtocol] = Header,
+        body_class: type[BodyProtocol] = Body,
+        message_class: type[MessageT] = Message,  # type: ignore[assignment]
+        extract_keys: Callable[[MessageT], list[Hashable]] = keys_extractor,
+        logger: logging.Logger = logging.getLogger("netaio"),
+        auth_plugin: AuthPluginProtocol | None = None,
+        auth_fields_class: type[AuthFieldsProtocol] = AuthFields,
+        limits: Limits | None = None,
+        handlers: Mapping[Hashable, Handler[MessageT] | HandlerEntry[MessageT]] | None = None,
+    ) -> None:
+        self.header_class = header_class
+        self.body_class = body_class
+        self.message_class = message_class
+        self.auth_fields_class = auth_fields_class
+        self.extract_keys = extract_keys
+        self.logger = logger
+        self.auth_plugin = auth_plugin
+        self.limits = _DEFAULT_LIMITS if limits is None else limits
+        self.handlers = {}
+        for key, entry in (handlers or {}).items():
+            if isinstance(entry, tuple):
+                self.add_handler(key, *entry)
+            else:
+                self.add_handler(key, entry)
+
+    def add_handler(
+        self,
+        key: Hashable,
+        handler: Handler[MessageT],
+        auth_plugin: AuthPluginProtocol | None = None,
+    ) -> None:
+        """Register a handler for a specific key. The handler must accept a
+        message and the connection's StreamWriter, and return a message,
+        None, or a Coroutine that resolves to a message or None. If an auth
+        plugin is provided, it will be used to check the message in addition
+        to the endpoint's own auth plugin, and to sign the handler's reply.
+        Registering a key again replaces its handler."""
+        self.logger.debug("Adding handler for key=%s", key)
+        self.handlers[key] = (handler, auth_plugin)
+
+    def on(
+        self, key: Hashable, auth_plugin: AuthPluginProtocol | None = None
+    ) -> Callable[[Handler[MessageT]], Handler[MessageT]]:
+        """Decorator to register a handler for a specific key (see
+        ``add_handler``); returns the function unchanged."""
+
+        def decorator(func: Handler[MessageT]) -> Handler[MessageT]:
+            self.add_handler(key, func, auth_plugin)
+            return func
+
+        return decorator
+
+    def set_logger(self, logger: logging.Logger) -> None:
+        """Replace the current logger."""
+        self.logger = logger
+
+    def message_reader(self) -> MessageReader[MessageT]:
+        """A frame reader for the current classes and limits."""
+        return MessageReader(
+            self.header_class,
+            self.auth_fields_class,
+            self.body_class,
+            self.message_class,
+            self.limits.max_frame_size,
+        )
+
+    async def dispatch(
+        self,
+        message: MessageT,
+        writer: asyncio.StreamWriter,
+        fallback: Handler[MessageT] | None = None,
+    ) -> tuple[MessageT | None, AuthPluginProtocol | None]:
+        """Run one received message through checks and its handler.
+
+        Returns the handler's result and the handler's auth plugin (which
+        must also sign a reply). Without a matching handler, ``fallback`` is
+        called, or ``(None, None)`` returned when there is none.
+
+        Raises ``ChecksumError`` when ``message.check()`` fails and
+        ``AuthenticationError`` when an auth plugin rejects the message;
+        whatever the handler raises propagates.
+        """
+        if not message.check():
+            raise ChecksumError("checksum mismatch: the body does not match the header")
+        plugin = self.auth_plugin
+        if plugin is not None and not plugin.check(message.auth_data, message.body):
+            raise AuthenticationError(plugin)
+        handlers = self.handlers
+        for key in self.extract_keys(message):
+            entry = handlers.get(key)
+            if entry is not None:
+                handler, handler_plugin = entry
+                if handler_plugin is not None and not handler_plugin.check(
+                    message.auth_data, message.body
+                ):
+                    raise AuthenticationError(handler_plugin, key)
+                break
+        else:
+            if fallback is None:
+                return None, None
+            handler, handler_plugin = fallback, None
+        result = handler(message, writer)
+        if isawaitable(result):
+            result = await result
+        return result, handler_plugin
+
+    def sign(
+        self, message: MessageProtocol, handler_plugin: AuthPluginProtocol | None = None
+    ) -> None:
+        """Set auth fields on an outgoing message: the endpoint's plugin
+        first, then the handler's."""
+        if self.auth_plugin is not None:
+            self.auth_plugin.make(message.auth_data, message.body)
+        if handler_plugin is not None:
+            handler_plugin.make(message.auth_data, message.body)

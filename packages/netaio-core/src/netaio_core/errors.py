@@ -1,0 +1,82 @@
+"""The one exception hierarchy of netaio.
+
+Every error that netaio raises on purpose is a ``NetaioError``. Errors about
+bytes that break the wire format are also ``ValueError``, so code written
+against the reference API (``except ValueError``) keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .protocols import AuthPluginProtocol
+
+
+class NetaioError(Exception):
+    """Base class of every error netaio raises on purpose."""
+
+
+class ProtocolError(NetaioError, ValueError):
+    """Bytes or values that do not fit the wire format."""
+
+
+class DecodeError(ProtocolError):
+    """Malformed bytes in a header, auth section, body or whole message.
+
+    When raised while reading a stream, the frame's boundaries were intact:
+    the connection can go on with the next frame.
+    """
+
+
+class ChecksumError(DecodeError):
+    """The body's CRC-32 does not match the checksum in the header."""
+
+
+class FrameError(ProtocolError):
+    """The stream cannot be read further: the connection must be closed.
+
+    Raised for a header that cannot be decoded (so the frame's length is
+    unknown) and for a frame over the size limit, which is refused before its
+    bytes are read.
+    """
+
+
+class FrameTooLargeError(FrameError):
+    """A frame announced more bytes than ``Limits.max_frame_size`` allows."""
+
+
+class ConnectionClosedError(NetaioError, ConnectionError):
+    """The peer closed the connection.
+
+    ``partial`` is True when it closed in the middle of a frame (the frame is
+    lost), False when it closed cleanly between frames.
+    """
+
+    def __init__(self, message: str, *, partial: bool = False) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class NotConnectedError(NetaioError, ConnectionError):
+    """A client was asked to use a server it has no open connection to."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        super().__init__(
+            f"not connected to {server[0]}:{server[1]}; call connect() first"
+        )
+        self.server = server
+
+
+class AuthenticationError(NetaioError):
+    """A received message failed an auth plugin's check.
+
+    ``plugin`` is the plugin whose ``check`` failed; its ``error()`` is the
+    reply a server sends.
+    """
+
+    def __init__(self, plugin: AuthPluginProtocol, key: Hashable | None = None) -> None:
+        super().__init__("message failed the auth check")
+        self.plugin = plugin
+        self.key = key

@@ -1,0 +1,127 @@
+"""Reading frames from an ``asyncio.StreamReader`` (layer 2).
+
+A frame is a header, then ``auth_length`` bytes of auth section, then
+``body_length`` bytes of body. Errors say whether the stream is still usable:
+
+- ``DecodeError``: the frame was read whole but its auth section or body is
+  malformed; the next frame can be read.
+- ``FrameError`` (``FrameTooLargeError``): the header cannot be decoded or
+  announces too many bytes; the stream must be closed.
+- ``ConnectionClosedError``: the peer closed the stream (``partial`` tells
+  whether it did so in the middle of a frame).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Generic, cast
+
+from .codec import AuthFields, Body, Header, Message
+from .errors import ConnectionClosedError, DecodeError, FrameError, FrameTooLargeError
+from .limits import PROTOCOL_MAX_FRAME_SIZE
+from .protocols import (
+    AuthFieldsProtocol,
+    BodyProtocol,
+    HeaderProtocol,
+    MessageProtocol,
+    MessageT,
+)
+
+__all__ = ["MessageReader", "read_message"]
+
+
+class MessageReader(Generic[MessageT]):
+    """Reads messages of the given classes from stream readers.
+
+    One instance serves any number of streams; it holds only configuration.
+    """
+
+    __slots__ = (
+        "header_class",
+        "auth_fields_class",
+        "body_class",
+        "message_class",
+        "max_frame_size",
+        "_header_length",
+    )
+
+    def __init__(
+        self,
+        header_class: type[HeaderProtocol] = Header,
+        auth_fields_class: type[AuthFieldsProtocol] = AuthFields,
+        body_class: type[BodyProtocol] = Body,
+        message_class: type[MessageT] = Message,  # type: ignore[assignment]
+        max_frame_size: int = PROTOCOL_MAX_FRAME_SIZE,
+    ) -> None:
+        self.header_class = header_class
+        self.auth_fields_class = auth_fields_class
+        self.body_class = body_class
+        self.message_class = message_class
+        self.max_frame_size = max_frame_size
+        self._header_length = header_class.header_length()
+
+    async def read_header(self, reader: asyncio.StreamReader) -> HeaderProtocol:
+        """Read and decode the next header; refuse a frame over the size limit."""
+        try:
+            data = await reader.readexactly(self._header_length)
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                raise ConnectionClosedError(
+                    "connection closed in the middle of a frame header", partial=True
+                ) from None
+            raise ConnectionClosedError("connection closed") from None
+        try:
+            header = self.header_class.decode(data)
+        except Exception as exc:
+            raise FrameError(f"undecodable frame header: {exc}") from exc
+        size = self._header_length + header.auth_length + header.body_length
+        if size > self.max_frame_size:
+            raise FrameTooLargeError(
+                f"frame of {size} bytes refused: the limit is {self.max_frame_size}"
+            )
+        return header
+
+    async def read_rest(self, reader: asyncio.StreamReader, header: HeaderProtocol) -> MessageT:
+        """Read the auth section and body announced by ``header``; decode the message.
+
+        The checksum is not verified here: that is ``message.check()``.
+        """
+        auth_length = header.auth_length
+        try:
+            data = await reader.readexactly(auth_length + header.body_length)
+        except asyncio.IncompleteReadError:
+            raise ConnectionClosedError(
+                "connection closed in the middle of a frame", partial=True
+            ) from None
+        try:
+            auth = self.auth_fields_class.decode(data[:auth_length])
+            body = self.body_class.decode(data[auth_length:])
+            # The documented constructor is (header, auth_data, body).
+            return cast(Any, self.message_class)(header, auth, body)  # type: ignore[no-any-return]
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise DecodeError(f"malformed message: {exc}") from exc
+
+    async def read(self, reader: asyncio.StreamReader) -> MessageT:
+        """Read the next whole message."""
+        return await self.read_rest(reader, await self.read_header(reader))
+
+
+async def read_message(
+    reader: asyncio.StreamReader,
+    header_class: type[HeaderProtocol] = Header,
+    body_class: type[BodyProtocol] = Body,
+    message_class: type[MessageProtocol] = Message,
+    *,
+    auth_fields_class: type[AuthFieldsProtocol] = AuthFields,
+    max_frame_size: int = PROTOCOL_MAX_FRAME_SIZE,
+) -> MessageProtocol:
+    """Read the next message from ``reader`` (see the module doc for errors).
+
+    For many reads, build one ``MessageReader`` and call its ``read``.
+    """
+    frames: MessageReader[MessageProtocol] = MessageReader(
+        header_class, auth_fields_class, body_class, message_class, max_frame_size
+    )
+    return await frames.read(reader)

@@ -1,0 +1,9 @@
+"""netaio-server: TCPServer, the asyncio server of netaio."""
+
+from __future__ import annotations
+
+from .server import TCPServer, default_server_logger, not_found_handler
+
+__version__ = "0.1.0"
+
+__all__ = ["TCPServer", "default_server_logger", "not_found_handler"]

@@ -1,0 +1,470 @@
+"""TCPServer: accepts connections and answers framed messages with handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl as ssl_module
+from collections.abc import Callable, Hashable, Iterable
+from types import TracebackType
+
+from netaio_core import (
+    AuthenticationError,
+    AuthFields,
+    AuthFieldsProtocol,
+    AuthPluginProtocol,
+    Body,
+    BodyProtocol,
+    ChecksumError,
+    ConnectionClosedError,
+    DecodeError,
+    Endpoint,
+    FrameError,
+    FrameTooLargeError,
+    Handler,
+    Header,
+    HeaderProtocol,
+    Limits,
+    Message,
+    MessageProtocol,
+    MessageReader,
+    MessageT,
+    MessageType,
+    keys_extractor,
+    make_error_response,
+)
+
+from .connection import Connection
+
+__all__ = ["TCPServer", "default_server_logger", "not_found_handler"]
+
+default_server_logger = logging.getLogger("netaio.server")
+default_server_logger.setLevel(logging.INFO)
+default_server_logger.addHandler(logging.NullHandler())
+
+# Below this many unsent bytes a write needs no drain (asyncio's default
+# high-water mark); above Limits.write_buffer_limit the peer is dropped.
+_DRAIN_THRESHOLD = 64 * 1024
+
+
+def not_found_handler(message: MessageProtocol, writer: asyncio.StreamWriter) -> Message:
+    """The default handler: a NOT_FOUND reply for a message no handler matched."""
+    return make_error_response("not found")
+
+
+class TCPServer(Endpoint[MessageT]):
+    """An asyncio TCP server that routes framed messages to handlers.
+
+    Generic over the message class: ``TCPServer()`` is a
+    ``TCPServer[Message]``; pass ``message_class`` (and the matching header,
+    body and error classes) to use your own.
+    """
+
+    host: str
+    port: int
+    default_handler: Handler[MessageT]
+    make_error: Callable[[str], MessageT]
+    subscriptions: dict[Hashable, set[asyncio.StreamWriter]]
+    clients: set[asyncio.StreamWriter]
+    ssl: ssl_module.SSLContext | None
+
+    def __init__(
+        self,
+        host: str = "0.0.0.0",
+        port: int = 8888,
+        header_class: type[HeaderProtocol] = Header,
+        body_class: type[BodyProtocol] = Body,
+        message_class: type[MessageT] = Message,  # type: ignore[assignment]
+        keys_extractor: Callable[[MessageT], list[Hashable]] = keys_extractor,
+        make_error_response: Callable[[str], MessageT] = make_error_response,  # type: ignore[assignment]
+        default_handler: Handler[MessageT] = not_found_handler,  # type: ignore[assignment]
+        logger: logging.Logger = default_server_logger,
+        auth_plugin: AuthPluginProtocol | None = None,
+        *,
+        auth_fields_class: type[AuthFieldsProtocol] = AuthFields,
+        limits: Limits | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> None:
+        """Initialize the TCPServer. Args:
+            host: The host to listen on.
+            port: The port to listen on; 0 picks a free port, readable from
+                ``port`` once listening.
+            header_class: The header class to use.
+            body_class: The body class to use.
+            message_class: The message class to use.
+            keys_extractor: A function that extracts the keys from a message.
+            make_error_response: A function that makes an error response.
+            default_handler: The default handler to use for messages that do
+                not match any registered handler keys.
+            logger: The logger to use.
+            auth_plugin: The auth plugin to use.
+            auth_fields_class: The auth fields class to decode with.
+            limits: Frame size, connection, timeout and buffer limits.
+            ssl: A server-side SSLContext to serve TLS (mutual TLS when it
+                requires client certificates).
+        """
+        super().__init__(
+            header_class,
+            body_class,
+            message_class,
+            keys_extractor,
+            logger,
+            auth_plugin,
+            auth_fields_class,
+            limits,
+        )
+        self.host = host
+        self.port = port
+        self.make_error = make_error_response
+        self.default_handler = default_handler
+        self.subscriptions = {}
+        self.clients = set()
+        self.ssl = ssl
+        self._connections: dict[asyncio.StreamWriter, Connection] = {}
+        self._listener: asyncio.Server | None = None
+        self._frames: MessageReader[MessageT] | None = None
+        self._started = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._closing = False
+
+    # -- subscriptions -----------------------------------------------------
+
+    def subscribe(self, key: Hashable, writer: asyncio.StreamWriter) -> None:
+        """Subscribe a client to a specific key. The key must be a Hashable object."""
+        self.logger.debug("Subscribing client to key=%s", key)
+        subscribers = self.subscriptions.get(key)
+        if subscribers is None:
+            subscribers = self.subscriptions[key] = set()
+        subscribers.add(writer)
+        connection = self._connections.get(writer)
+        if connection is not None:
+            connection.keys.add(key)
+
+    def unsubscribe(self, key: Hashable, writer: asyncio.StreamWriter) -> None:
+        """Unsubscribe a client from a specific key. If no subscribers are
+        left, the key will be removed from the subscriptions dictionary.
+        Unsubscribing a client that is not subscribed does nothing."""
+        self.logger.debug("Unsubscribing client from key=%s", key)
+        subscribers = self.subscriptions.get(key)
+        if subscribers is not None:
+            subscribers.discard(writer)
+            if not subscribers:
+                del self.subscriptions[key]
+        connection = self._connections.get(writer)
+        if connection is not None:
+            connection.keys.discard(key)
+
+    # -- serving -------------------------------------------------------------
+
+    async def handle_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Handle a client connection. When a client connects, it is added
+        to the clients set. The client is then read from until the
+        connection is lost, and the proper handlers are called if they are
+        defined and the message is valid.
+
+        A frame that is intact but invalid (bad checksum, malformed auth
+        section or body) gets an error reply and the connection goes on; a
+        frame that cannot be delimited (undecodable header, over the size
+        limit) gets an error reply and the connection is closed.
+        """
+        connection = Connection(reader, writer, self.logger)
+        peer = connection.peer
+        limits = self.limits
+        if self._closing or len(self._connections) >= limits.max_connections:
+            self.logger.warning(
+                "Refusing connection from %s: %s",
+                peer,
+                "server is stopping" if self._closing else "max_connections reached",
+            )
+            writer.transport.abort()
+            return
+        self.logger.info("Client connected from %s", peer)
+        self._connections[writer] = connection
+        self.clients.add(writer)
+        frames = self._frames or self.message_reader()
+        idle_timeout, frame_timeout = limits.idle_timeout, limits.frame_timeout
+        try:
+            while not self._closing:
+                connection.expect(idle_timeout, "idle_timeout reached")
+                try:
+                    header = await frames.read_header(reader)
+                    connection.expect(frame_timeout, "frame_timeout reached mid-frame")
+                    message = await frames.read_rest(reader, header)
+                except DecodeError as exc:
+                    self.logger.info("Invalid message from %s: %s", peer, exc)
+                    if self._reply(connection, self.make_error("invalid message"), None):
+                        await self._drain(writer, None)
+                    continue
+                connection.expect(None, "")
+                connection.busy = True
+                await self._answer(connection, message)
+                connection.busy = False
+        except ConnectionClosedError as exc:
+            if exc.partial:
+                self.logger.info("Client %s disconnected mid-frame", peer)
+            else:
+                self.logger.info("Client disconnected from %s", peer)
+        except FrameError as exc:
+            self.logger.warning("Closing connection from %s: %s", peer, exc)
+            reason = "frame too large" if isinstance(exc, FrameTooLargeError) else "invalid frame"
+            self._reply(connection, self.make_error(reason), None)
+        except OSError as exc:  # reset, broken pipe, TLS failure
+            self.logger.info("Connection from %s lost: %s", peer, exc)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # stop() cancels connections waiting for a frame: a clean end,
+            # not an error (asyncio would log a cancelled connection task).
+        finally:
+            await self._close_connection(connection)
+
+    async def _answer(self, connection: Connection, message: MessageT) -> None:
+        """Dispatch one message and send the reply, if any."""
+        handler_plugin: AuthPluginProtocol | None = None
+        try:
+            reply: MessageProtocol | None
+            reply, handler_plugin = await self.dispatch(
+                message, connection.writer, self.default_handler
+            )
+            if reply is None:
+                return
+        except ChecksumError:
+            self.logger.info("Checksum mismatch in message from %s", connection.peer)
+            reply = self.make_error("invalid message")
+        except AuthenticationError as exc:
+            self.logger.warning("Auth check failed for message from %s", connection.peer)
+            reply, handler_plugin = exc.plugin.error(), None
+        except Exception:
+            self.logger.exception("Handler failed on a message from %s", connection.peer)
+            reply, handler_plugin = self.make_error("internal server error"), None
+        if self._reply(connection, reply, handler_plugin):
+            await self._drain(connection.writer, None)
+
+    def _reply(
+        self,
+        connection: Connection,
+        reply: MessageProtocol,
+        handler_plugin: AuthPluginProtocol | None,
+    ) -> bool:
+        """Sign and send a reply; a failure here is contained and logged.
+
+        Returns True when the peer's buffer should be drained before reading on.
+        """
+        try:
+            self.sign(reply, handler_plugin)
+            data = reply.encode()
+        except Exception:
+            self.logger.exception("Could not sign or encode a reply to %s", connection.peer)
+            try:
+                reply = self.make_error("internal server error")
+                self.sign(reply)
+                data = reply.encode()
+            except Exception:
+                self.logger.exception("Could not build an error reply; closing %s", connection.peer)
+                connection.transport.abort()
+                return False
+        return self._write(connection.writer, data, None)
+
+    async def _close_connection(self, connection: Connection) -> None:
+        writer = connection.writer
+        connection.cancel_timer()
+        self.clients.discard(writer)
+        self._connections.pop(writer, None)
+        for key in tuple(connection.keys):
+            self.unsubscribe(key, writer)
+        if self._closing and not writer.is_closing():
+            with contextlib.suppress(Exception):
+                writer.write(self._disconnect_frame())
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        self.logger.info("Removed closed client %s", connection.peer)
+
+    # -- sending -------------------------------------------------------------
+
+    def _write(
+        self,
+        writer: asyncio.StreamWriter,
+        data: bytes,
+        collection: set[asyncio.StreamWriter] | None,
+    ) -> bool:
+        """Queue ``data`` for ``writer`` without waiting.
+
+        Returns True when the peer's unsent bytes passed the drain threshold
+        (the caller should await ``_drain``). A peer whose unsent bytes pass
+        ``limits.write_buffer_limit``, or whose write fails, is dropped.
+        """
+        try:
+            writer.write(data)
+            unsent = writer.transport.get_write_buffer_size()
+        except Exception:
+            self.logger.exception("Error sending to a client")
+            self._drop(writer, collection, None)
+            return False
+        if unsent <= _DRAIN_THRESHOLD:
+            return False
+        if unsent > self.limits.write_buffer_limit:
+            self._drop(writer, collection, "write_buffer_limit exceeded (slow consumer)")
+            return False
+        return True
+
+    async def _drain(
+        self, writer: asyncio.StreamWriter, collection: set[asyncio.StreamWriter] | None
+    ) -> None:
+        """Wait until ``writer`` takes its buffer, at most ``limits.write_timeout``."""
+        try:
+            await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
+        except asyncio.TimeoutError:
+            self._drop(writer, collection, "write_timeout reached (slow consumer)")
+        except Exception:
+            self.logger.exception("Error sending to a client")
+            self._drop(writer, collection, None)
+
+    def _drop(
+        self,
+        writer: asyncio.StreamWriter,
+        collection: set[asyncio.StreamWriter] | None,
+        reason: str | None,
+    ) -> None:
+        """Remove ``writer`` from ``collection`` and abort its connection; the
+        connection's own task then removes it everywhere else."""
+        connection = self._connections.get(writer)
+        peer = connection.peer if connection is not None else writer.get_extra_info("peername")
+        if reason is not None:
+            self.logger.warning("Dropping client %s: %s", peer, reason)
+        else:
+            self.logger.info("Removing client %s from collection", peer)
+        if collection is not None:
+            collection.discard(writer)
+        writer.transport.abort()
+
+    async def _send_bytes(
+        self, data: bytes, writers: Iterable[asyncio.StreamWriter],
+        collection: set[asyncio.StreamWriter] | None,
+    ) -> None:
+        """Send one encoded message to many peers; a slow or failed peer is
+        dropped without holding up the others."""
+        backlogged = [w for w in tuple(writers) if self._write(w, data, collection)]
+        if backlogged:
+            await asyncio.gather(*(self._drain(w, collection) for w in backlogged))
+
+    async def send(
+        self,
+        client: asyncio.StreamWriter,
+        message: MessageProtocol,
+        collection: set[asyncio.StreamWriter] | None = None,
+        use_auth: bool = True,
+    ) -> None:
+        """Helper coroutine to send a message to a client. On error, it logs
+        the exception and removes the client from the given collection."""
+        if use_auth:
+            self.sign(message)
+        await self._send_bytes(message.encode(), (client,), collection)
+
+    async def broadcast(self, message: MessageProtocol, use_auth: bool = True) -> None:
+        """Send the message to all connected clients concurrently. The message
+        is signed and encoded once; a client whose send fails is dropped."""
+        if use_auth:
+            self.sign(message)
+        await self._send_bytes(message.encode(), self.clients, self.clients)
+
+    async def notify(
+        self, key: Hashable, message: MessageProtocol, use_auth: bool = True
+    ) -> None:
+        """Send the message to all subscribed clients for the given key
+        concurrently. The message is signed and encoded once; a subscriber
+        whose send fails is dropped."""
+        subscribers = self.subscriptions.get(key)
+        if not subscribers:
+            self.logger.debug("No subscribers found for key=%s, skipping notification", key)
+            return
+        if use_auth:
+            self.sign(message)
+        await self._send_bytes(message.encode(), subscribers, subscribers)
+
+    def _disconnect_frame(self) -> bytes:
+        message = self.message_class.prepare(
+            self.body_class.prepare(b"server stopping"), MessageType.DISCONNECT
+        )
+        self.sign(message)
+        return message.encode()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def listen(self) -> None:
+        """Bind and start accepting connections, then return; idempotent.
+
+        With ``port=0`` the chosen port is in ``port`` afterwards.
+        """
+        if self._listener is not None:
+            return
+        self._closing = False
+        self._stopped.clear()
+        self._frames = self.message_reader()
+        self._listener = await asyncio.start_server(
+            self.handle_client, self.host, self.port, ssl=self.ssl
+        )
+        sockets = self._listener.sockets
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self.logger.info("Server started on %s:%s", self.host, self.port)
+        self._started.set()
+
+    async def start(self) -> None:
+        """Start the server and serve until ``stop()`` is called or this
+        coroutine is cancelled (which stops the server gracefully)."""
+        await self.listen()
+        try:
+            await self._stopped.wait()
+        except asyncio.CancelledError:
+            await self.stop()
+            raise
+
+    async def wait_started(self) -> None:
+        """Wait until the server listens (for ``start()`` run in a task)."""
+        await self._started.wait()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop gracefully: stop accepting, let in-flight handlers finish
+        within ``grace`` seconds (default ``limits.shutdown_grace``), send
+        DISCONNECT to every client, close every connection and wait for
+        their tasks to end."""
+        listener = self._listener
+        if listener is None:
+            return
+        self._listener = None
+        self._closing = True
+        listener.close()
+        grace = self.limits.shutdown_grace if grace is None else grace
+        connections = list(self._connections.values())
+        busy = [c.task for c in connections if c.busy and c.task is not None]
+        if busy and grace > 0:
+            await asyncio.wait(busy, timeout=grace)
+        tasks = [c.task for c in connections if c.task is not None and not c.task.done()]
+        for task in tasks:
+            task.cancel()
+        for connection in connections:
+            if connection.task is None:  # handle_client called outside a task
+                await self._close_connection(connection)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(listener.wait_closed(), self.limits.write_timeout)
+        self._started.clear()
+        self._stopped.set()
+        self.logger.info("Server stopped")
+
+    async def __aenter__(self) -> TCPServer[MessageT]:
+        await self.listen()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

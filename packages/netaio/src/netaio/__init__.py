@@ -1,0 +1,77 @@
+"""netaio: decorator-routed asyncio TCP messaging, in one import.
+
+This umbrella holds no logic: it re-exports the documented API from
+netaio-core, netaio-auth, netaio-client and netaio-server.
+"""
+
+from __future__ import annotations
+
+from netaio_auth import HMACAuthPlugin
+from netaio_client import TCPClient, default_client_logger
+from netaio_core import (
+    AuthFields,
+    AuthFieldsProtocol,
+    AuthPluginProtocol,
+    Body,
+    BodyProtocol,
+    Handler,
+    Header,
+    HeaderProtocol,
+    Limits,
+    Message,
+    MessageProtocol,
+    MessageType,
+    keys_extractor,
+    make_error_response,
+)
+from netaio_core.errors import (
+    AuthenticationError,
+    ChecksumError,
+    ConnectionClosedError,
+    DecodeError,
+    FrameError,
+    FrameTooLargeError,
+    NetaioError,
+    NotConnectedError,
+    ProtocolError,
+)
+from netaio_server import TCPServer, default_server_logger
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthFields",
+    "AuthFieldsProtocol",
+    "AuthPluginProtocol",
+    "AuthenticationError",
+    "Body",
+    "BodyProtocol",
+    "ChecksumError",
+    "ConnectionClosedError",
+    "DecodeError",
+    "FrameError",
+    "FrameTooLargeError",
+    "HMACAuthPlugin",
+    "Handler",
+    "Header",
+    "HeaderProtocol",
+    "Limits",
+    "Message",
+    "MessageProtocol",
+    "MessageType",
+    "NetaioError",
+    "NotConnectedError",
+    "ProtocolError",
+    "TCPClient",
+    "TCPServer",
+    "default_client_logger",
+    "default_server_logger",
+    "keys_extractor",
+    "make_error_response",
+    "version",
+]
+
+
+def version() -> str:
+    """Return the version of the netaio package."""
+    return __version__
