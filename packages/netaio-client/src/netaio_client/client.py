@@ -62,7 +62,7 @@ class TCPClient(Endpoint[MessageT]):
         header_class: type[HeaderProtocol] = Header,
         body_class: type[BodyProtocol] = Body,
         message_class: type[MessageT] = Message,  # type: ignore[assignment]
-        handlers: Mapping[Hashable, Handler[MessageT] | HandlerEntry[MessageT]] = {},  # noqa: B006 - documented default, copied
+        handlers: Mapping[Hashable, Handler[MessageT] | HandlerEntry[MessageT]] = {},
         extract_keys: Callable[[MessageT], list[Hashable]] = keys_extractor,
         logger: logging.Logger = default_client_logger,
         auth_plugin: AuthPluginProtocol | None = None,
@@ -71,18 +71,18 @@ class TCPClient(Endpoint[MessageT]):
         limits: Limits | None = None,
     ) -> None:
         """Initialize the TCPClient. Args:
-            host: The default host address (IPv4, IPv6 or a name).
-            port: The default port to connect to.
-            header_class: The header class to use.
-            body_class: The body class to use.
-            message_class: The message class to use.
-            handlers: A dictionary of handlers for specific message keys:
-                key -> handler, or key -> (handler, auth_plugin). It is copied.
-            extract_keys: A function that extracts the keys from a message.
-            logger: The logger to use.
-            auth_plugin: The auth plugin to use.
-            auth_fields_class: The auth fields class to decode with.
-            limits: Frame size and connect timeout limits.
+        host: The default host address (IPv4, IPv6 or a name).
+        port: The default port to connect to.
+        header_class: The header class to use.
+        body_class: The body class to use.
+        message_class: The message class to use.
+        handlers: A dictionary of handlers for specific message keys:
+            key -> handler, or key -> (handler, auth_plugin). It is copied.
+        extract_keys: A function that extracts the keys from a message.
+        logger: The logger to use.
+        auth_plugin: The auth plugin to use.
+        auth_fields_class: The auth fields class to decode with.
+        limits: Frame size and connect timeout limits.
         """
         super().__init__(
             header_class,
@@ -141,9 +141,7 @@ class TCPClient(Endpoint[MessageT]):
                 timeout,
             )
         except asyncio.TimeoutError:
-            raise TimeoutError(
-                f"connecting to {host}:{port} timed out after {timeout}s"
-            ) from None
+            raise TimeoutError(f"connecting to {host}:{port} timed out after {timeout}s") from None
         self.hosts[(host, port)] = (reader, writer)
 
     async def send(

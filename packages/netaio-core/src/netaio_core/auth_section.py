@@ -94,9 +94,7 @@ def _encode_pair(key: str, value: AuthValue) -> bytes:
     elif type(value) is int:
         encoded_value = _encode_int(value)
     else:
-        raise TypeError(
-            f"auth field {key!r} must be bytes or int, not {type(value).__name__}"
-        )
+        raise TypeError(f"auth field {key!r} must be bytes or int, not {type(value).__name__}")
     lk, lv = len(encoded_key), len(encoded_value)
     if lk < 0x100 and lv < 0x100:
         return bytes((0x4C, _CAT1, 2, lk, lv)) + encoded_key + encoded_value
@@ -186,8 +184,7 @@ def _decode_value(cur: _Cursor, key: str) -> AuthValue:
         magnitude = int.from_bytes(cur.take(size, "big int value"), "big")
         return -magnitude if kind == _BIG_NEG else magnitude
     raise DecodeError(
-        f"auth field {key!r} has unsupported type code 0x{code:02x}; "
-        "values must be bytes or int"
+        f"auth field {key!r} has unsupported type code 0x{code:02x}; values must be bytes or int"
     )
 
 
@@ -229,7 +226,5 @@ def decode_auth_fields(data: bytes) -> dict[str, AuthValue]:
         if item.pos != item.end:
             raise DecodeError(f"auth section malformed: stray bytes after field {key!r}")
     if cur.pos != cur.end:
-        raise DecodeError(
-            f"auth section malformed: {cur.end - cur.pos} stray bytes after the dict"
-        )
+        raise DecodeError(f"auth section malformed: {cur.end - cur.pos} stray bytes after the dict")
     return fields

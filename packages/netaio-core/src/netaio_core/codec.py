@@ -181,9 +181,7 @@ class Message:
         end = auth_end + header.body_length
         if len(data) != end:
             state = "truncated" if len(data) < end else "over-long"
-            raise DecodeError(
-                f"message {state}: header announces {end} bytes, got {len(data)}"
-            )
+            raise DecodeError(f"message {state}: header announces {end} bytes, got {len(data)}")
         body_bytes = data[auth_end:end]
         if header.checksum != crc32(body_bytes):
             raise ChecksumError("checksum mismatch: the body does not match the header")
@@ -203,8 +201,7 @@ class Message:
             )
         if len(auth) > MAX_SECTION_LENGTH:
             raise ValueError(
-                f"auth section is {len(auth)} bytes; a frame carries at most "
-                f"{MAX_SECTION_LENGTH}"
+                f"auth section is {len(auth)} bytes; a frame carries at most {MAX_SECTION_LENGTH}"
             )
         header = self.header
         header.auth_length = len(auth)

@@ -36,6 +36,7 @@ HandlerEntry: TypeAlias = tuple[Handler[MessageT], AuthPluginProtocol | None]
 """A registered handler and its own auth plugin (or None)."""
 
 _DEFAULT_LIMITS = Limits()
+_LOGGER = logging.getLogger("netaio")
 
 
 class Endpoint(Generic[MessageT]):
@@ -61,7 +62,7 @@ class Endpoint(Generic[MessageT]):
         body_class: type[BodyProtocol] = Body,
         message_class: type[MessageT] = Message,  # type: ignore[assignment]
         extract_keys: Callable[[MessageT], list[Hashable]] = keys_extractor,
-        logger: logging.Logger = logging.getLogger("netaio"),
+        logger: logging.Logger = _LOGGER,
         auth_plugin: AuthPluginProtocol | None = None,
         auth_fields_class: type[AuthFieldsProtocol] = AuthFields,
         limits: Limits | None = None,

@@ -63,9 +63,7 @@ class NotConnectedError(NetaioError, ConnectionError):
     """A client was asked to use a server it has no open connection to."""
 
     def __init__(self, server: tuple[str, int]) -> None:
-        super().__init__(
-            f"not connected to {server[0]}:{server[1]}; call connect() first"
-        )
+        super().__init__(f"not connected to {server[0]}:{server[1]}; call connect() first")
         self.server = server
 
 

@@ -97,7 +97,7 @@ class MessageReader(Generic[MessageT]):
             auth = self.auth_fields_class.decode(data[:auth_length])
             body = self.body_class.decode(data[auth_length:])
             # The documented constructor is (header, auth_data, body).
-            return cast(Any, self.message_class)(header, auth, body)  # type: ignore[no-any-return]
+            return cast("Any", self.message_class)(header, auth, body)  # type: ignore[no-any-return]
         except DecodeError:
             raise
         except Exception as exc:

@@ -179,7 +179,7 @@ MessageT = TypeVar("MessageT", bound=MessageProtocol, default="Message")
 
 Handler: TypeAlias = Callable[
     [MessageT, asyncio.StreamWriter],
-    MessageT | None | Coroutine[Any, Any, MessageT | None],
+    MessageT | Coroutine[Any, Any, MessageT | None] | None,
 ]
 """A message handler: called with the message and the connection's writer;
 returns the reply (or None for no reply), directly or as a coroutine."""

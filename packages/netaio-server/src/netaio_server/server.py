@@ -87,22 +87,22 @@ class TCPServer(Endpoint[MessageT]):
         ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         """Initialize the TCPServer. Args:
-            host: The host to listen on.
-            port: The port to listen on; 0 picks a free port, readable from
-                ``port`` once listening.
-            header_class: The header class to use.
-            body_class: The body class to use.
-            message_class: The message class to use.
-            keys_extractor: A function that extracts the keys from a message.
-            make_error_response: A function that makes an error response.
-            default_handler: The default handler to use for messages that do
-                not match any registered handler keys.
-            logger: The logger to use.
-            auth_plugin: The auth plugin to use.
-            auth_fields_class: The auth fields class to decode with.
-            limits: Frame size, connection, timeout and buffer limits.
-            ssl: A server-side SSLContext to serve TLS (mutual TLS when it
-                requires client certificates).
+        host: The host to listen on.
+        port: The port to listen on; 0 picks a free port, readable from
+            ``port`` once listening.
+        header_class: The header class to use.
+        body_class: The body class to use.
+        message_class: The message class to use.
+        keys_extractor: A function that extracts the keys from a message.
+        make_error_response: A function that makes an error response.
+        default_handler: The default handler to use for messages that do
+            not match any registered handler keys.
+        logger: The logger to use.
+        auth_plugin: The auth plugin to use.
+        auth_fields_class: The auth fields class to decode with.
+        limits: Frame size, connection, timeout and buffer limits.
+        ssl: A server-side SSLContext to serve TLS (mutual TLS when it
+            requires client certificates).
         """
         super().__init__(
             header_class,
@@ -342,7 +342,9 @@ class TCPServer(Endpoint[MessageT]):
         writer.transport.abort()
 
     async def _send_bytes(
-        self, data: bytes, writers: Iterable[asyncio.StreamWriter],
+        self,
+        data: bytes,
+        writers: Iterable[asyncio.StreamWriter],
         collection: set[asyncio.StreamWriter] | None,
     ) -> None:
         """Send one encoded message to many peers; a slow or failed peer is
@@ -371,9 +373,7 @@ class TCPServer(Endpoint[MessageT]):
             self.sign(message)
         await self._send_bytes(message.encode(), self.clients, self.clients)
 
-    async def notify(
-        self, key: Hashable, message: MessageProtocol, use_auth: bool = True
-    ) -> None:
+    async def notify(self, key: Hashable, message: MessageProtocol, use_auth: bool = True) -> None:
         """Send the message to all subscribed clients for the given key
         concurrently. The message is signed and encoded once; a subscriber
         whose send fails is dropped."""

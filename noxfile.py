@@ -1,0 +1,187 @@
+"""Every check of the netaio monorepo. `nox` runs the default set; `nox -l` lists all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+DIST = ROOT / "dist"
+PACKAGES = ["netaio-core", "netaio-auth", "netaio-client", "netaio-server", "netaio"]
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+TEST_DEPS = [
+    "pytest>=8.3",
+    "pytest-asyncio>=0.25",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "packify==0.4.0",  # proves byte equality of auth sections
+    "trustme>=1.1",  # certificates for the TLS tests
+    "mypy>=1.13",  # the typing tests run mypy on sample programs
+]
+# Import package of each distribution, and the distributions it may import.
+IMPORTS = {
+    "netaio-core": ("netaio_core", {"netaio-core"}),
+    "netaio-auth": ("netaio_auth", {"netaio-core", "netaio-auth"}),
+    "netaio-client": ("netaio_client", {"netaio-core", "netaio-client"}),
+    "netaio-server": ("netaio_server", {"netaio-core", "netaio-server"}),
+}
+
+nox.options.sessions = ["lint", "typecheck", "tests", "build", "isolated", "compat"]
+nox.options.default_venv_backend = "venv"
+
+
+def _expose_pyenv_interpreters() -> None:
+    """Let nox find python3.10 ... python3.13 where pyenv has them installed."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if "PYENV_VERSION" in os.environ or not root.is_dir():
+        return
+    wanted = {tuple(v.split(".")) for v in PYTHONS}
+    versions = sorted(
+        (p.name for p in root.iterdir() if tuple(p.name.split(".")[:2]) in wanted),
+        key=lambda name: [int(part) for part in name.split(".") if part.isdigit()],
+    )
+    current = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    ordered = [current] + [v for v in versions if v != current] if current in versions else versions
+    if ordered:
+        os.environ["PYENV_VERSION"] = ":".join(ordered)
+
+
+_expose_pyenv_interpreters()
+
+
+def _local(*names: str) -> list[str]:
+    return [str(ROOT / "packages" / name) for name in names]
+
+
+def _install_all(session: nox.Session, *extra: str) -> None:
+    session.install(*_local(*PACKAGES), *extra)
+
+
+def _netaio_002_python(session: nox.Session, *extra: str) -> str:
+    """An environment of its own holding netaio 0.0.2 from PyPI (its import
+    name clashes with our umbrella); returns its interpreter."""
+    venv = ROOT / ".nox" / "_netaio-0.0.2"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        session.run(sys.executable, "-m", "venv", str(venv), external=True)
+    session.run(str(python), "-m", "pip", "install", "-q", "netaio==0.0.2", *extra, external=True)
+    return str(python)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The test suite (without the 0.0.2 exchanges and the load test)."""
+    _install_all(session, *TEST_DEPS)
+    session.run("pytest", "-m", "not compat and not load", *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every distribution."""
+    session.install("mypy>=1.13", "typing_extensions>=4.12")
+    session.run("mypy", "--strict", *(str(p) for p in sorted(ROOT.glob("packages/*/src"))))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+def _build_all(session: nox.Session) -> None:
+    shutil.rmtree(DIST, ignore_errors=True)
+    session.install("build>=1.2")
+    for name in PACKAGES:
+        session.run("python", "-m", "build", "--outdir", str(DIST), *_local(name))
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Wheel and sdist of all five distributions, into dist/."""
+    _build_all(session)
+
+
+@nox.session
+def isolated(session: nox.Session) -> None:
+    """Each distribution alone, from its wheel: its tests pass and the
+    distributions it does not depend on cannot be imported."""
+    _build_all(session)
+    for dist, (module, allowed) in IMPORTS.items():
+        venv = Path(session.create_tmp()) / f"only-{dist}"
+        shutil.rmtree(venv, ignore_errors=True)
+        session.run(sys.executable, "-m", "venv", str(venv), external=True)
+        python = str(venv / "bin" / "python")
+        session.run(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--find-links",
+            str(DIST),
+            dist,
+            "pytest>=8.3",
+            "pytest-asyncio>=0.25",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "packify==0.4.0",
+            external=True,
+        )
+        forbidden = [IMPORTS[d][0] for d in IMPORTS if d not in allowed] + ["netaio"]
+        session.run(
+            python,
+            "-c",
+            "import importlib.util, sys\n"
+            f"import {module}\n"
+            f"present = [m for m in {forbidden!r} if importlib.util.find_spec(m)]\n"
+            f"sys.exit(f'{dist} alone can import {{present}}' if present else 0)",
+            external=True,
+        )
+        folder = dist.removeprefix("netaio-")
+        session.run(
+            python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "not compat and not load",
+            f"tests/{folder}",
+            external=True,
+        )
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """Exchanges with netaio 0.0.2 from PyPI, which runs in its own environment."""
+    old = _netaio_002_python(session)
+    _install_all(session, *TEST_DEPS)
+    session.run("pytest", "-m", "compat", *session.posargs, env={"NETAIO_002_PYTHON": old})
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """1,000 concurrent connections doing 100 request/response exchanges each."""
+    _install_all(session, *TEST_DEPS)
+    session.run("pytest", "-m", "load", "-s", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: netaio vs raw asyncio streams vs netaio 0.0.2, on asyncio and uvloop."""
+    old = _netaio_002_python(session, "uvloop>=0.19")
+    _install_all(session, "uvloop>=0.19")
+    session.run("python", "bench/run.py", "--old-python", old, *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The demo service and a client talking to it."""
+    _install_all(session)
+    session.run("python", "examples/demo.py")
