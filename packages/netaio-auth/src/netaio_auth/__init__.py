@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from netaio_core import AuthPluginProtocol
 
-from .hmac_plugin import HMACAuthPlugin
+from .hmac_plugin import DEFAULT_REPLAY_CACHE_SIZE, HMACAuthPlugin
 
 __version__ = "0.1.0"
 
-__all__ = ["AuthPluginProtocol", "HMACAuthPlugin"]
+__all__ = ["AuthPluginProtocol", "DEFAULT_REPLAY_CACHE_SIZE", "HMACAuthPlugin"]

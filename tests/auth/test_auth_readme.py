@@ -1,0 +1,69 @@
+"""The custom plugin example of netaio-auth's README runs and passes mypy --strict."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[2] / "packages" / "netaio-auth" / "README.md"
+MARKER = "<!-- example: custom-plugin -->"
+
+
+def example() -> str:
+    text = README.read_text(encoding="utf-8")
+    found = re.search(re.escape(MARKER) + r"\s*```python\n(.*?)```", text, re.DOTALL)
+    assert found, f"{README} has no python block after {MARKER}"
+    return found.group(1)
+
+
+def test_example_runs() -> None:
+    code = example()
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    exec(compile(code, str(README), "exec"), namespace)
+    plugin_class = namespace["KeyRingPlugin"]
+    assert isinstance(plugin_class, type)
+    # The example's own asserts ran; a wrong key must also fail.
+    from netaio_core import Body, Message
+
+    ring = plugin_class({b"a": b"k" * 32}, current=b"a")
+    other = plugin_class({b"a": b"j" * 32}, current=b"a")
+    message = Message.prepare(Body.prepare(b"x"))
+    ring.make(message.auth_data, message.body)
+    assert ring.check(message.auth_data, message.body) is True
+    assert other.check(message.auth_data, message.body) is False
+    message.auth_data.fields["kid"] = b"unknown"
+    assert ring.check(message.auth_data, message.body) is False
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is not installed")
+def test_example_passes_mypy_strict(tmp_path: Path) -> None:
+    source = tmp_path / "readme_example.py"
+    source.write_text(example(), encoding="utf-8")
+    # Outside the repository, so that only the installed distributions count.
+    env = {k: v for k, v in os.environ.items() if k != "MYPYPATH"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            os.devnull,
+            str(source),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout
