@@ -35,6 +35,13 @@ _HEADER = Struct("!BHHI")
 _U32 = Struct("!I")
 
 
+def _check_section(what: str, length: int) -> int:
+    """Return ``length``, or raise ``ValueError`` if it overflows its u16 field."""
+    if length > MAX_SECTION_LENGTH:
+        raise ValueError(f"{what} is {length} bytes; a frame carries at most {MAX_SECTION_LENGTH}")
+    return length
+
+
 class MessageType(Enum):
     """Some default message types."""
 
@@ -195,17 +202,9 @@ class Message:
         """
         body = self.body.encode()
         auth = self.auth_data.encode()
-        if len(body) > MAX_SECTION_LENGTH:
-            raise ValueError(
-                f"body is {len(body)} bytes; a frame carries at most {MAX_SECTION_LENGTH}"
-            )
-        if len(auth) > MAX_SECTION_LENGTH:
-            raise ValueError(
-                f"auth section is {len(auth)} bytes; a frame carries at most {MAX_SECTION_LENGTH}"
-            )
         header = self.header
-        header.auth_length = len(auth)
-        header.body_length = len(body)
+        header.auth_length = _check_section("auth section", len(auth))
+        header.body_length = _check_section("body", len(body))
         header.checksum = crc32(body)
         return header.encode() + auth + body
 
@@ -228,10 +227,7 @@ class Message:
         else:
             fields = auth_data if type(auth_data) is AuthFields else AuthFields(auth_data.fields)
         encoded = default_body.encode()
-        if len(encoded) > MAX_SECTION_LENGTH:
-            raise ValueError(
-                f"body is {len(encoded)} bytes; a frame carries at most {MAX_SECTION_LENGTH}"
-            )
-        auth_length = len(fields.encode()) if fields.fields else len(EMPTY_AUTH_SECTION)
-        header = Header(message_type, auth_length, len(encoded), crc32(encoded))
+        body_length = _check_section("body", len(encoded))
+        auth_length = _check_section("auth section", len(fields.encode()))
+        header = Header(message_type, auth_length, body_length, crc32(encoded))
         return cls(header, fields, default_body)

@@ -1,0 +1,1 @@
+"""Tests of netaio-core alone: codec, auth section, framing, Protocols, limits."""
