@@ -18,9 +18,11 @@ from netaio_core import (
     DecodeError,
     FrameError,
     FrameTooLargeError,
+    Header,
     Message,
     MessageReader,
     MessageType,
+    UnknownMessageTypeError,
     read_message,
 )
 
@@ -142,12 +144,32 @@ async def test_reader_leaves_the_checksum_to_the_caller() -> None:
     assert not received.check()
 
 
-async def test_undecodable_header_is_a_frame_error() -> None:
+async def test_unknown_message_type_skips_the_frame_and_the_next_one_reads() -> None:
+    follower = _message(2)
+    data = bytes((99,)) + _message(1).encode()[1:] + follower.encode()
+    reader = _stream(data)
+    frames: MessageReader[Message] = MessageReader()
+    with pytest.raises(UnknownMessageTypeError, match=r"unknown message type 99") as info:
+        await _read(frames, reader)
+    assert isinstance(info.value, DecodeError)
+    assert await asyncio.wait_for(frames.read(reader), 5) == follower
+
+
+async def test_unknown_message_type_over_the_size_limit_is_refused() -> None:
     data = bytes((99,)) + _message(1).encode()[1:]
-    with pytest.raises(
-        FrameError, match=r"undecodable frame header: unknown message type 99"
-    ) as info:
-        await _read(MessageReader(), _stream(data))
+    with pytest.raises(FrameTooLargeError):
+        await _read(MessageReader(max_frame_size=10), _stream(data))
+
+
+async def test_undecodable_header_is_a_frame_error() -> None:
+    class StrictHeader(Header):
+        @classmethod
+        def decode(cls, data: bytes) -> Header:
+            raise ValueError("bad magic")
+
+    data = _message(1).encode()
+    with pytest.raises(FrameError, match=r"undecodable frame header: bad magic") as info:
+        await _read(MessageReader(header_class=StrictHeader), _stream(data))
     assert not isinstance(info.value, (DecodeError, FrameTooLargeError))
     assert isinstance(info.value, ValueError)
 

@@ -20,6 +20,7 @@ from netaio_core import (
     Header,
     Message,
     MessageType,
+    UnknownMessageTypeError,
     decode_auth_fields,
 )
 
@@ -62,8 +63,11 @@ def test_truncated_header(size: int) -> None:
 def test_unknown_message_type(value: int) -> None:
     damaged = bytes((value,)) + FRAME[1:]
     match = rf"unknown message type {value}$"
-    _raises_exactly(DecodeError, match, lambda: Header.decode(damaged))
-    _raises_exactly(DecodeError, match, lambda: Message.decode(damaged))
+    _raises_exactly(UnknownMessageTypeError, match, lambda: Header.decode(damaged))
+    _raises_exactly(UnknownMessageTypeError, match, lambda: Message.decode(damaged))
+    with pytest.raises(UnknownMessageTypeError) as info:
+        Header.decode(damaged)
+    assert info.value.frame_remainder == len(FRAME) - 9
 
 
 @pytest.mark.parametrize("cut", [1, 5, len(FRAME) - 9 - AUTH_LENGTH, len(FRAME) - 10])

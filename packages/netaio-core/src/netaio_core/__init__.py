@@ -16,6 +16,7 @@ from .errors import (
     NetaioError,
     NotConnectedError,
     ProtocolError,
+    UnknownMessageTypeError,
 )
 from .framing import MessageReader, read_message
 from .limits import PROTOCOL_MAX_FRAME_SIZE, Limits
@@ -62,6 +63,7 @@ __all__ = [
     "NetaioError",
     "NotConnectedError",
     "ProtocolError",
+    "UnknownMessageTypeError",
     "decode_auth_fields",
     "encode_auth_fields",
     "keys_extractor",

@@ -23,7 +23,7 @@ from .auth_section import (
     decode_auth_fields,
     encode_auth_fields,
 )
-from .errors import ChecksumError, DecodeError
+from .errors import ChecksumError, DecodeError, UnknownMessageTypeError
 from .protocols import AuthFieldsProtocol, BodyProtocol
 
 __all__ = ["AuthFields", "Body", "Header", "Message", "MessageType", "MAX_SECTION_LENGTH"]
@@ -94,7 +94,9 @@ class Header:
         type_value, auth_length, body_length, checksum = _HEADER.unpack_from(data)
         message_type = _MESSAGE_TYPES.get(type_value)
         if message_type is None:
-            raise DecodeError(f"unknown message type {type_value}")
+            raise UnknownMessageTypeError(
+                f"unknown message type {type_value}", auth_length + body_length
+            )
         return cls(message_type, auth_length, body_length, checksum)
 
     def encode(self) -> bytes:

@@ -34,6 +34,18 @@ class ChecksumError(DecodeError):
     """The body's CRC-32 does not match the checksum in the header."""
 
 
+class UnknownMessageTypeError(DecodeError):
+    """A header names a message type this header class does not know.
+
+    The header's lengths were readable, so ``frame_remainder`` (the auth and
+    body bytes that follow) lets a stream reader skip the frame and go on.
+    """
+
+    def __init__(self, message: str, frame_remainder: int) -> None:
+        super().__init__(message)
+        self.frame_remainder = frame_remainder
+
+
 class FrameError(ProtocolError):
     """The stream cannot be read further: the connection must be closed.
 

@@ -4,9 +4,11 @@ A frame is a header, then ``auth_length`` bytes of auth section, then
 ``body_length`` bytes of body. Errors say whether the stream is still usable:
 
 - ``DecodeError``: the frame was read whole but its auth section or body is
-  malformed; the next frame can be read.
-- ``FrameError`` (``FrameTooLargeError``): the header cannot be decoded or
-  announces too many bytes; the stream must be closed.
+  malformed, or its header names an unknown message type (the frame is then
+  skipped); the next frame can be read.
+- ``FrameError`` (``FrameTooLargeError``): the header cannot be decoded (so
+  the frame's extent is unknown) or announces too many bytes; the stream must
+  be closed.
 - ``ConnectionClosedError``: the peer closed the stream (``partial`` tells
   whether it did so in the middle of a frame).
 """
@@ -17,7 +19,13 @@ import asyncio
 from typing import Any, Generic, cast
 
 from .codec import AuthFields, Body, Header, Message
-from .errors import ConnectionClosedError, DecodeError, FrameError, FrameTooLargeError
+from .errors import (
+    ConnectionClosedError,
+    DecodeError,
+    FrameError,
+    FrameTooLargeError,
+    UnknownMessageTypeError,
+)
 from .limits import PROTOCOL_MAX_FRAME_SIZE
 from .protocols import (
     AuthFieldsProtocol,
@@ -72,14 +80,31 @@ class MessageReader(Generic[MessageT]):
             raise ConnectionClosedError("connection closed") from None
         try:
             header = self.header_class.decode(data)
+        except UnknownMessageTypeError as exc:
+            # The frame's extent is known: skip it so the stream stays usable.
+            self._check_size(exc.frame_remainder)
+            await self._read(reader, exc.frame_remainder)
+            raise
         except Exception as exc:
             raise FrameError(f"undecodable frame header: {exc}") from exc
-        size = self._header_length + header.auth_length + header.body_length
+        self._check_size(header.auth_length + header.body_length)
+        return header
+
+    def _check_size(self, remainder: int) -> None:
+        size = self._header_length + remainder
         if size > self.max_frame_size:
             raise FrameTooLargeError(
                 f"frame of {size} bytes refused: the limit is {self.max_frame_size}"
             )
-        return header
+
+    @staticmethod
+    async def _read(reader: asyncio.StreamReader, n: int) -> bytes:
+        try:
+            return await reader.readexactly(n)
+        except asyncio.IncompleteReadError:
+            raise ConnectionClosedError(
+                "connection closed in the middle of a frame", partial=True
+            ) from None
 
     async def read_rest(self, reader: asyncio.StreamReader, header: HeaderProtocol) -> MessageT:
         """Read the auth section and body announced by ``header``; decode the message.
@@ -87,12 +112,7 @@ class MessageReader(Generic[MessageT]):
         The checksum is not verified here: that is ``message.check()``.
         """
         auth_length = header.auth_length
-        try:
-            data = await reader.readexactly(auth_length + header.body_length)
-        except asyncio.IncompleteReadError:
-            raise ConnectionClosedError(
-                "connection closed in the middle of a frame", partial=True
-            ) from None
+        data = await self._read(reader, auth_length + header.body_length)
         try:
             auth = self.auth_fields_class.decode(data[:auth_length])
             body = self.body_class.decode(data[auth_length:])
