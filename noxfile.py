@@ -21,6 +21,7 @@ TEST_DEPS = [
     "packify==0.4.0",  # proves byte equality of auth sections
     "trustme>=1.1",  # certificates for the TLS tests
     "mypy>=1.13",  # the typing tests run mypy on sample programs
+    "uvloop>=0.19; sys_platform != 'win32'",  # the uvloop example and tests
 ]
 # Import package of each distribution, and the distributions it may import.
 IMPORTS = {
@@ -35,19 +36,26 @@ nox.options.default_venv_backend = "venv"
 
 
 def _expose_pyenv_interpreters() -> None:
-    """Let nox find python3.10 ... python3.13 where pyenv has them installed."""
+    """Let nox find python3.10 ... python3.13 where pyenv has them installed.
+
+    pyenv's shims resolve only the versions named in PYENV_VERSION (which the
+    shim running nox sets to the current one): append the missing ones.
+    """
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    if "PYENV_VERSION" in os.environ or not root.is_dir():
+    if not root.is_dir():
         return
     wanted = {tuple(v.split(".")) for v in PYTHONS}
-    versions = sorted(
+    installed = sorted(
         (p.name for p in root.iterdir() if tuple(p.name.split(".")[:2]) in wanted),
         key=lambda name: [int(part) for part in name.split(".") if part.isdigit()],
     )
-    current = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
-    ordered = [current] + [v for v in versions if v != current] if current in versions else versions
-    if ordered:
-        os.environ["PYENV_VERSION"] = ":".join(ordered)
+    current = os.environ.get("PYENV_VERSION", "")
+    if not current:
+        info = sys.version_info
+        current = f"{info.major}.{info.minor}.{info.micro}"
+    ordered = [v for v in current.split(":") if v]
+    ordered += [v for v in installed if v not in ordered]
+    os.environ["PYENV_VERSION"] = ":".join(ordered)
 
 
 _expose_pyenv_interpreters()

@@ -13,7 +13,6 @@ what was wrong; nothing else escapes a decode.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from struct import Struct
 from zlib import crc32
 
@@ -24,6 +23,7 @@ from .auth_section import (
     encode_auth_fields,
 )
 from .errors import ChecksumError, DecodeError, UnknownMessageTypeError
+from .message_type import MessageType
 from .protocols import AuthFieldsProtocol, BodyProtocol
 
 __all__ = ["AuthFields", "Body", "Header", "Message", "MessageType", "MAX_SECTION_LENGTH"]
@@ -40,27 +40,6 @@ def _check_section(what: str, length: int) -> int:
     if length > MAX_SECTION_LENGTH:
         raise ValueError(f"{what} is {length} bytes; a frame carries at most {MAX_SECTION_LENGTH}")
     return length
-
-
-class MessageType(Enum):
-    """Some default message types."""
-
-    REQUEST_URI = 0
-    RESPOND_URI = 1
-    CREATE_URI = 2
-    UPDATE_URI = 3
-    DELETE_URI = 4
-    SUBSCRIBE_URI = 5
-    UNSUBSCRIBE_URI = 6
-    PUBLISH_URI = 7
-    NOTIFY_URI = 8
-    OK = 10
-    CONFIRM_SUBSCRIBE = 11
-    CONFIRM_UNSUBSCRIBE = 12
-    ERROR = 20
-    AUTH_ERROR = 23
-    NOT_FOUND = 24
-    DISCONNECT = 30
 
 
 # Wire value -> member, for decoding without the cost of an Enum call.

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 from typing_extensions import TypeVar
 
 from .auth_section import AuthValue
+from .message_type import MessageType
 
 if TYPE_CHECKING:
-    from .codec import Message, MessageType
+    from .codec import Message
 
 __all__ = [
     "AuthFieldsProtocol",

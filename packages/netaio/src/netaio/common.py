@@ -6,6 +6,7 @@ from netaio_client import default_client_logger
 from netaio_core import (
     AuthFields,
     AuthFieldsProtocol,
+    AuthValue,
     Body,
     BodyProtocol,
     Handler,
@@ -22,6 +23,7 @@ from netaio_server import default_server_logger
 __all__ = [
     "AuthFields",
     "AuthFieldsProtocol",
+    "AuthValue",
     "Body",
     "BodyProtocol",
     "Handler",

@@ -1,0 +1,28 @@
+"""The message types of the default header (the wire value is the enum value)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = ["MessageType"]
+
+
+class MessageType(Enum):
+    """Some default message types."""
+
+    REQUEST_URI = 0
+    RESPOND_URI = 1
+    CREATE_URI = 2
+    UPDATE_URI = 3
+    DELETE_URI = 4
+    SUBSCRIBE_URI = 5
+    UNSUBSCRIBE_URI = 6
+    PUBLISH_URI = 7
+    NOTIFY_URI = 8
+    OK = 10
+    CONFIRM_SUBSCRIBE = 11
+    CONFIRM_UNSUBSCRIBE = 12
+    ERROR = 20
+    AUTH_ERROR = 23
+    NOT_FOUND = 24
+    DISCONNECT = 30
