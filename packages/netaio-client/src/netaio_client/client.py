@@ -20,7 +20,6 @@ from netaio_core import (
     ConnectionClosedError,
     DecodeError,
     Endpoint,
-    FrameError,
     Handler,
     HandlerEntry,
     Header,
@@ -123,13 +122,17 @@ class TCPClient(Endpoint[MessageT]):
         ``ssl`` makes it a TLS connection (pass a context with a client
         certificate for mutual TLS). ``timeout`` defaults to
         ``limits.connect_timeout``; when it passes, ``TimeoutError`` is
-        raised. A live connection to the same server is kept as it is.
+        raised. A live connection to the same server is kept as it is; one
+        the server has closed (end of stream reached) is replaced.
         """
         host = self.default_host[0] if host is None else host
         port = self.default_host[1] if port is None else port
         existing = self.hosts.get((host, port))
-        if existing is not None and not existing[1].is_closing():
-            return
+        if existing is not None:
+            if not existing[1].is_closing() and not existing[0].at_eof():
+                return
+            del self.hosts[(host, port)]
+            existing[1].close()
         timeout = self.limits.connect_timeout if timeout is None else timeout
         self.logger.info("Connecting to %s:%s", host, port)
         self._frames = self.message_reader()
@@ -182,11 +185,22 @@ class TCPClient(Endpoint[MessageT]):
         and whatever the handler raises.
         """
         server, reader, writer = self._streams(server)
+        message = await self._read(server, reader)
+        return None if message is None else await self._handle(message, writer)
+
+    async def _read(self, server: Server, reader: asyncio.StreamReader) -> MessageT | None:
+        """The next message, or None for a malformed one (discarded)."""
         try:
-            message = await self._frames.read(reader)
+            return await self._frames.read(reader)
         except DecodeError as exc:
-            self.logger.warning("Discarding a malformed message from %s: %s", server, exc)
+            self.logger.warning(
+                "Discarding a malformed message from %s:%s: %s", server[0], server[1], exc
+            )
             return None
+
+    async def _handle(self, message: MessageT, writer: asyncio.StreamWriter) -> MessageT | None:
+        """Check and dispatch a message: the handler's result, else the
+        message; None when the checksum or an auth check fails."""
         try:
             result, _ = await self.dispatch(message, writer)
         except ChecksumError:
@@ -200,23 +214,31 @@ class TCPClient(Endpoint[MessageT]):
     async def receive_loop(self, server: Server | None = None) -> None:
         """Receive messages from the server indefinitely. Use with
         asyncio.create_task() to run concurrently, then use task.cancel() to
-        stop. Returns when the server closes the connection; a handler's
+        stop. Returns when the server closes the connection, or logs why
+        and returns when the stream cannot be read further; a handler's
         exception is logged and the loop goes on."""
-        server = self._streams(server)[0]
-        while True:
-            try:
-                await self.receive_once(server)
-            except ConnectionClosedError as exc:
-                self.logger.info("Connection to %s:%s ended: %s", server[0], server[1], exc)
-                return
-            except (FrameError, NotConnectedError, OSError) as exc:
-                self.logger.error("Receive loop for %s:%s stopped: %s", server[0], server[1], exc)
-                return
-            except asyncio.CancelledError:
-                self.logger.info("Receive loop cancelled")
-                raise
-            except Exception:
-                self.logger.exception("Handler failed in receive_loop")
+        server, reader, writer = self._streams(server)
+        try:
+            while True:
+                try:
+                    message = await self._read(server, reader)
+                except ConnectionClosedError as exc:
+                    self.logger.info("Connection to %s:%s ended: %s", server[0], server[1], exc)
+                    return
+                except Exception as exc:  # FrameError, OSError, a second reader
+                    self.logger.error(
+                        "Receive loop for %s:%s stopped: %s", server[0], server[1], exc
+                    )
+                    return
+                if message is None:
+                    continue
+                try:
+                    await self._handle(message, writer)
+                except Exception:
+                    self.logger.exception("Handler failed in receive_loop")
+        except asyncio.CancelledError:
+            self.logger.info("Receive loop cancelled")
+            raise
 
     async def close(self, server: Server | None = None) -> None:
         """Close the connection to the server and forget it."""

@@ -31,6 +31,7 @@ from netaio_core import (
     MessageReader,
     MessageT,
     MessageType,
+    UnknownMessageTypeError,
     keys_extractor,
     make_error_response,
 )
@@ -126,6 +127,7 @@ class TCPServer(Endpoint[MessageT]):
         self._frames: MessageReader[MessageT] | None = None
         self._started = asyncio.Event()
         self._stopped = asyncio.Event()
+        self._start_error: Exception | None = None
         self._closing = False
 
     # -- subscriptions -----------------------------------------------------
@@ -190,7 +192,13 @@ class TCPServer(Endpoint[MessageT]):
             while not self._closing:
                 connection.expect(idle_timeout, "idle_timeout reached")
                 try:
-                    header = await frames.read_header(reader)
+                    try:
+                        header = await frames.read_header(reader, skip_unknown=False)
+                    except UnknownMessageTypeError as exc:
+                        # Skipped under frame_timeout, like the rest of any frame.
+                        connection.expect(frame_timeout, "frame_timeout reached mid-frame")
+                        await frames.skip(reader, exc.frame_remainder)
+                        raise
                     connection.expect(frame_timeout, "frame_timeout reached mid-frame")
                     message = await frames.read_rest(reader, header)
                 except DecodeError as exc:
@@ -213,6 +221,8 @@ class TCPServer(Endpoint[MessageT]):
             self._reply(connection, self.make_error(reason), None)
         except OSError as exc:  # reset, broken pipe, TLS failure
             self.logger.info("Connection from %s lost: %s", peer, exc)
+        except Exception:  # a failing make_error, say: contained to this connection
+            self.logger.exception("Unexpected error on the connection from %s; closing it", peer)
         except asyncio.CancelledError:
             if not self._closing:
                 raise
@@ -236,7 +246,12 @@ class TCPServer(Endpoint[MessageT]):
             reply = self.make_error("invalid message")
         except AuthenticationError as exc:
             self.logger.warning("Auth check failed for message from %s", connection.peer)
-            reply, handler_plugin = exc.plugin.error(), None
+            handler_plugin = None
+            try:
+                reply = exc.plugin.error()
+            except Exception:
+                self.logger.exception("Auth plugin error() failed for %s", connection.peer)
+                reply = self.make_error("auth failed")
         except Exception:
             self.logger.exception("Handler failed on a message from %s", connection.peer)
             reply, handler_plugin = self.make_error("internal server error"), None
@@ -260,7 +275,10 @@ class TCPServer(Endpoint[MessageT]):
             self.logger.exception("Could not sign or encode a reply to %s", connection.peer)
             try:
                 reply = self.make_error("internal server error")
-                self.sign(reply)
+                with contextlib.suppress(Exception):
+                    # Unsigned when the endpoint's own plugin is what failed:
+                    # the peer still learns that its message failed.
+                    self.sign(reply)
                 data = reply.encode()
             except Exception:
                 self.logger.exception("Could not build an error reply; closing %s", connection.peer)
@@ -304,12 +322,13 @@ class TCPServer(Endpoint[MessageT]):
             self.logger.exception("Error sending to a client")
             self._drop(writer, collection, None)
             return False
-        if unsent <= _DRAIN_THRESHOLD:
+        if not unsent:
             return False
+        # The limit is checked first: it may be below the drain threshold.
         if unsent > self.limits.write_buffer_limit:
             self._drop(writer, collection, "write_buffer_limit exceeded (slow consumer)")
             return False
-        return True
+        return unsent > _DRAIN_THRESHOLD
 
     async def _drain(
         self, writer: asyncio.StreamWriter, collection: set[asyncio.StreamWriter] | None
@@ -403,10 +422,20 @@ class TCPServer(Endpoint[MessageT]):
             return
         self._closing = False
         self._stopped.clear()
+        self._started.clear()
+        self._start_error = None
         self._frames = self.message_reader()
-        self._listener = await asyncio.start_server(
-            self.handle_client, self.host, self.port, ssl=self.ssl
-        )
+        try:
+            self._listener = await asyncio.start_server(
+                self.handle_client, self.host, self.port, ssl=self.ssl
+            )
+        except Exception as exc:
+            # Wake the current wait_started() callers with the reason; later
+            # callers wait for the next start, on a fresh event.
+            self._start_error = exc
+            self._started.set()
+            self._started = asyncio.Event()
+            raise
         sockets = self._listener.sockets
         if sockets:
             self.port = sockets[0].getsockname()[1]
@@ -424,14 +453,19 @@ class TCPServer(Endpoint[MessageT]):
             raise
 
     async def wait_started(self) -> None:
-        """Wait until the server listens (for ``start()`` run in a task)."""
+        """Wait until the server listens (for ``start()`` run in a task);
+        raises the error that made it fail to listen (an ``OSError`` such as
+        the port being in use)."""
         await self._started.wait()
+        if self._start_error is not None:
+            raise self._start_error
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop gracefully: stop accepting, let in-flight handlers finish
         within ``grace`` seconds (default ``limits.shutdown_grace``), send
         DISCONNECT to every client, close every connection and wait for
-        their tasks to end."""
+        their tasks to end. A handler may call it: its own connection then
+        ends once it has replied."""
         listener = self._listener
         if listener is None:
             return
@@ -439,7 +473,11 @@ class TCPServer(Endpoint[MessageT]):
         self._closing = True
         listener.close()
         grace = self.limits.shutdown_grace if grace is None else grace
-        connections = list(self._connections.values())
+        # A handler may call stop(): its own connection is not waited for nor
+        # cancelled here; it ends once the handler has replied.
+        current = asyncio.current_task()
+        connections = [c for c in self._connections.values() if c.task is not current]
+        from_handler = len(connections) < len(self._connections)
         busy = [c.task for c in connections if c.busy and c.task is not None]
         if busy and grace > 0:
             await asyncio.wait(busy, timeout=grace)
@@ -451,10 +489,14 @@ class TCPServer(Endpoint[MessageT]):
                 await self._close_connection(connection)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(listener.wait_closed(), self.limits.write_timeout)
-        self._started.clear()
+        if not from_handler:  # (on 3.12+ it also waits for the caller's connection)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(listener.wait_closed(), self.limits.write_timeout)
         self._stopped.set()
+        # Fresh events (the set one has woken start()): asyncio binds an event
+        # to the loop that first waits on it, and the server may serve again
+        # in another loop.
+        self._started, self._stopped = asyncio.Event(), asyncio.Event()
         self.logger.info("Server stopped")
 
     async def __aenter__(self) -> TCPServer[MessageT]:

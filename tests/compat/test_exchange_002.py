@@ -1,0 +1,168 @@
+"""Live exchanges with netaio 0.0.2 from PyPI, without auth, both ways:
+its TCPClient against our TCPServer, and our TCPClient against its TCPServer.
+
+netaio 0.0.2 shares our import name, so it runs in a subprocess of its own
+interpreter, named by NETAIO_002_PYTHON (``nox -s compat`` sets it), from the
+peer script ``netaio_002_peer.py`` beside this file. Every wait is bounded
+and the subprocess is always ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netaio_client import TCPClient
+from netaio_core import Body, Message, MessageType
+from netaio_server import TCPServer
+
+OLD_PYTHON = os.environ.get("NETAIO_002_PYTHON", "")
+PEER = Path(__file__).resolve().with_name("netaio_002_peer.py")
+TIMEOUT = 20.0  # a fresh interpreter importing 0.0.2 can be slow on a busy machine
+
+pytestmark = [
+    pytest.mark.compat,
+    pytest.mark.skipif(
+        not OLD_PYTHON,
+        reason="NETAIO_002_PYTHON is not set: it must name a Python interpreter that has "
+        "netaio 0.0.2 from PyPI installed (`nox -s compat` sets it up)",
+    ),
+]
+
+
+def msg(uri: bytes, content: bytes = b"", kind: MessageType = MessageType.REQUEST_URI) -> Message:
+    return Message.prepare(Body.prepare(content, uri), kind)
+
+
+@contextlib.asynccontextmanager
+async def old_peer(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run the 0.0.2 peer script; end it (closing stdin, then killing) on exit."""
+    proc = await asyncio.create_subprocess_exec(
+        OLD_PYTHON,
+        str(PEER),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        assert proc.stdin is not None
+        if not proc.stdin.is_closing():
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), TIMEOUT)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+        # Drain what is left so that the pipes' transports are closed.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(proc.communicate(), TIMEOUT)
+
+
+async def read_json_line(proc: asyncio.subprocess.Process) -> Any:
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
+    if not line:
+        assert proc.stderr is not None
+        err = await asyncio.wait_for(proc.stderr.read(), TIMEOUT)
+        pytest.fail(f"the 0.0.2 peer ended early:\n{err.decode(errors='replace')}")
+    return json.loads(line)
+
+
+async def test_netaio_002_client_against_our_server():
+    server: TCPServer[Message] = TCPServer(host="127.0.0.1", port=0)
+    seen: list[bytes] = []
+
+    @server.on((MessageType.REQUEST_URI, b"echo"))
+    def echo(message: Message, writer: asyncio.StreamWriter) -> Message:
+        seen.append(message.body.content)
+        return msg(b"echo", message.body.content.upper(), MessageType.RESPOND_URI)
+
+    async with server, old_peer("client", str(server.port)) as proc:
+        echoed = await read_json_line(proc)
+        not_found = await read_json_line(proc)
+        await server.broadcast(msg(b"news", b"pushed to 0.0.2", MessageType.NOTIFY_URI))
+        pushed = await read_json_line(proc)
+        assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+
+    assert seen == [b"hello from 0.0.2"]
+    assert echoed == {
+        "type": MessageType.RESPOND_URI.value,
+        "uri": b"echo".hex(),
+        "content": b"HELLO FROM 0.0.2".hex(),
+        "auth": [],
+    }
+    assert not_found["type"] == MessageType.NOT_FOUND.value
+    assert bytes.fromhex(not_found["content"]) == b"not found"
+    assert pushed["type"] == MessageType.NOTIFY_URI.value
+    assert bytes.fromhex(pushed["content"]) == b"pushed to 0.0.2"
+
+
+async def test_our_client_against_netaio_002_server():
+    async with old_peer("server") as proc:
+        port = (await read_json_line(proc))["port"]
+        target = ("127.0.0.1", port)
+        async with TCPClient(port=port) as client:
+            await asyncio.wait_for(client.connect(), TIMEOUT)
+
+            await client.send(msg(b"echo", b"hello from us"))
+            echoed = await asyncio.wait_for(client.receive_once(), TIMEOUT)
+            await client.send(msg(b"nowhere", b"?", MessageType.CREATE_URI))
+            not_found = await asyncio.wait_for(client.receive_once(target), TIMEOUT)
+
+            notified: list[bytes] = []
+            client.add_handler(
+                (MessageType.NOTIFY_URI, b"topic"), lambda m, w: notified.append(m.body.content)
+            )
+            await client.send(msg(b"topic", b"", MessageType.SUBSCRIBE_URI))
+            confirmed = await asyncio.wait_for(client.receive_once(), TIMEOUT)
+            await client.send(msg(b"publish", b"topic"))
+            first = await asyncio.wait_for(client.receive_once(), TIMEOUT)
+            second = await asyncio.wait_for(client.receive_once(), TIMEOUT)
+
+    assert echoed is not None
+    assert (echoed.header.message_type, echoed.body.uri, echoed.body.content) == (
+        MessageType.RESPOND_URI,
+        b"echo",
+        b"hello from us",
+    )
+    assert not_found is not None
+    assert not_found.header.message_type is MessageType.NOT_FOUND
+    assert not_found.body.content == b"not found"
+    assert confirmed is not None
+    assert confirmed.header.message_type is MessageType.CONFIRM_SUBSCRIBE
+    # 0.0.2 notifies the subscribers before it answers the publish request.
+    assert first is not None
+    assert second is not None
+    assert (first.header.message_type, second.header.message_type) == (
+        MessageType.NOTIFY_URI,
+        MessageType.OK,
+    )
+    assert notified == [b"published by 0.0.2"]
+    assert proc.returncode == 0
+
+
+def test_peer_script_refuses_to_run_with_our_netaio():
+    """The peer checks it talks through 0.0.2, so a misconfigured
+    NETAIO_002_PYTHON cannot make these tests pass against ourselves."""
+    done = subprocess.run(
+        [sys.executable, str(PEER), "server"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "0.0.2" in done.stderr
