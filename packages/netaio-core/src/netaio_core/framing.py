@@ -68,8 +68,17 @@ class MessageReader(Generic[MessageT]):
         self.max_frame_size = max_frame_size
         self._header_length = header_class.header_length()
 
-    async def read_header(self, reader: asyncio.StreamReader) -> HeaderProtocol:
-        """Read and decode the next header; refuse a frame over the size limit."""
+    async def read_header(
+        self, reader: asyncio.StreamReader, *, skip_unknown: bool = True
+    ) -> HeaderProtocol:
+        """Read and decode the next header; refuse a frame over the size limit.
+
+        A header naming an unknown message type raises
+        ``UnknownMessageTypeError`` once its frame is skipped; with
+        ``skip_unknown=False`` it raises before, and the caller must
+        ``skip(reader, exc.frame_remainder)`` (a server does, to time the skip
+        like the rest of any frame).
+        """
         try:
             data = await reader.readexactly(self._header_length)
         except asyncio.IncompleteReadError as exc:
@@ -83,7 +92,8 @@ class MessageReader(Generic[MessageT]):
         except UnknownMessageTypeError as exc:
             # The frame's extent is known: skip it so the stream stays usable.
             self._check_size(exc.frame_remainder)
-            await self._read(reader, exc.frame_remainder)
+            if skip_unknown:
+                await self._read(reader, exc.frame_remainder)
             raise
         except Exception as exc:
             raise FrameError(f"undecodable frame header: {exc}") from exc
@@ -97,22 +107,31 @@ class MessageReader(Generic[MessageT]):
                 f"frame of {size} bytes refused: the limit is {self.max_frame_size}"
             )
 
+    async def skip(self, reader: asyncio.StreamReader, n: int) -> None:
+        """Read and drop ``n`` bytes: the rest of a frame not to be decoded."""
+        await self._read(reader, n)
+
     @staticmethod
     async def _read(reader: asyncio.StreamReader, n: int) -> bytes:
         try:
             return await reader.readexactly(n)
         except asyncio.IncompleteReadError:
-            raise ConnectionClosedError(
-                "connection closed in the middle of a frame", partial=True
-            ) from None
+            raise _closed_mid_frame() from None
 
     async def read_rest(self, reader: asyncio.StreamReader, header: HeaderProtocol) -> MessageT:
         """Read the auth section and body announced by ``header``; decode the message.
 
         The checksum is not verified here: that is ``message.check()``.
         """
+        try:
+            data = await reader.readexactly(header.auth_length + header.body_length)
+        except asyncio.IncompleteReadError:
+            raise _closed_mid_frame() from None
+        return self._decode_rest(header, data)
+
+    def _decode_rest(self, header: HeaderProtocol, data: bytes) -> MessageT:
+        """Decode the auth section and body that follow ``header``."""
         auth_length = header.auth_length
-        data = await self._read(reader, auth_length + header.body_length)
         try:
             auth = self.auth_fields_class.decode(data[:auth_length])
             body = self.body_class.decode(data[auth_length:])
@@ -125,7 +144,17 @@ class MessageReader(Generic[MessageT]):
 
     async def read(self, reader: asyncio.StreamReader) -> MessageT:
         """Read the next whole message."""
-        return await self.read_rest(reader, await self.read_header(reader))
+        header = await self.read_header(reader)
+        # read_rest, inlined: a coroutine less per message on the hot path.
+        try:
+            data = await reader.readexactly(header.auth_length + header.body_length)
+        except asyncio.IncompleteReadError:
+            raise _closed_mid_frame() from None
+        return self._decode_rest(header, data)
+
+
+def _closed_mid_frame() -> ConnectionClosedError:
+    return ConnectionClosedError("connection closed in the middle of a frame", partial=True)
 
 
 async def read_message(

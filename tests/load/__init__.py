@@ -1,0 +1,1 @@
+"""The load test (``nox -s load``): many concurrent connections on one server."""

@@ -1,0 +1,1 @@
+"""Reliability and security tests: hostile peers, limits, slow consumers, shutdown, TLS."""

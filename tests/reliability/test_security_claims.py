@@ -1,0 +1,114 @@
+"""What HMAC auth protects on a live connection, and what it does not, as
+docs/security.md states it."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from netaio_auth import HMACAuthPlugin
+from netaio_core import Message, MessageType
+from netaio_server import TCPServer
+
+from .conftest import Connect, Serve
+from .support import ECHO_URI, echo_reply, request, summary
+
+SECRET = secrets.token_bytes(32)
+AUTH_FAILED = (MessageType.AUTH_ERROR, b"ERROR", b"HMAC auth failed")
+
+
+def guarded_server(config: dict[str, object]) -> tuple[TCPServer[Message], list[bytes]]:
+    """An HMAC-guarded server that echoes requests and records deletions."""
+    server: TCPServer[Message] = TCPServer(
+        host="127.0.0.1", port=0, auth_plugin=HMACAuthPlugin(config)
+    )
+    deleted: list[bytes] = []
+
+    @server.on((MessageType.REQUEST_URI, ECHO_URI))
+    def echo(message: Message, writer: asyncio.StreamWriter) -> Message:
+        return request(message.body.content, ECHO_URI, MessageType.RESPOND_URI)
+
+    @server.on((MessageType.DELETE_URI, ECHO_URI))
+    def delete(message: Message, writer: asyncio.StreamWriter) -> Message:
+        deleted.append(message.body.content)
+        return request(b"deleted", ECHO_URI, MessageType.OK)
+
+    return server, deleted
+
+
+def signed(content: bytes, config: dict[str, object]) -> Message:
+    message = request(content)
+    HMACAuthPlugin(config).make(message.auth_data, message.body)
+    return message
+
+
+async def test_signed_request_is_answered_and_the_reply_is_signed(
+    serve: Serve, connect: Connect
+) -> None:
+    config: dict[str, object] = {"secret": SECRET}
+    server, _ = guarded_server(config)
+    peer = await connect((await serve(server)).port)
+    reply = await peer.request(signed(b"hello", config))
+    assert summary(reply) == echo_reply(b"hello")
+    assert HMACAuthPlugin(config).check(reply.auth_data, reply.body)
+
+
+@pytest.mark.parametrize("part", ["content", "uri", "nonce", "ts"])
+async def test_tampering_with_a_covered_part_is_refused(
+    serve: Serve, connect: Connect, part: str
+) -> None:
+    config: dict[str, object] = {"secret": SECRET}
+    server, _ = guarded_server(config)
+    peer = await connect((await serve(server)).port)
+    message = signed(b"pay 10", config)
+    if part == "content":
+        message.body.content = b"pay 99"
+    elif part == "uri":
+        message.body.uri = b"elsewhere"
+    else:
+        value = message.auth_data.fields[part]
+        assert isinstance(value, bytes)
+        message.auth_data.fields[part] = bytes([value[0] ^ 1]) + value[1:]
+    # encode() recomputes lengths and checksum: only the MAC can tell.
+    assert summary(await peer.request(message)) == AUTH_FAILED
+
+
+async def test_wrong_secret_is_refused(serve: Serve, connect: Connect) -> None:
+    server, _ = guarded_server({"secret": SECRET})
+    peer = await connect((await serve(server)).port)
+    forged = signed(b"hello", {"secret": secrets.token_bytes(32)})
+    assert summary(await peer.request(forged)) == AUTH_FAILED
+
+
+async def test_replay_is_accepted_without_max_skew_and_refused_with_it(
+    serve: Serve, connect: Connect
+) -> None:
+    plain, _ = guarded_server({"secret": SECRET})
+    protected, _ = guarded_server({"secret": SECRET, "max_skew": 30})
+    captured = signed(b"once", {"secret": SECRET}).encode()
+
+    peer = await connect((await serve(plain)).port)
+    for _ in range(2):
+        await peer.send_bytes(captured)
+        assert summary(await peer.receive()) == echo_reply(b"once")
+
+    peer = await connect((await serve(protected)).port)
+    await peer.send_bytes(captured)
+    assert summary(await peer.receive()) == echo_reply(b"once")
+    await peer.send_bytes(captured)
+    assert summary(await peer.receive()) == AUTH_FAILED
+
+
+async def test_message_type_is_not_covered_by_the_mac(serve: Serve, connect: Connect) -> None:
+    config: dict[str, object] = {"secret": SECRET}
+    server, deleted = guarded_server(config)
+    peer = await connect((await serve(server)).port)
+    frame = bytearray(signed(b"record 7", config).encode())
+    assert b"record 7" in frame  # no confidentiality either: the content is in clear
+
+    frame[0] = MessageType.DELETE_URI.value  # the header is outside the MAC
+    reply = await peer.request_bytes(bytes(frame))
+    assert summary(reply) == (MessageType.OK, ECHO_URI, b"deleted")
+    assert deleted == [b"record 7"]
