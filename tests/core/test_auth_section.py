@@ -8,9 +8,16 @@ from typing import Any
 
 import packify  # type: ignore[import-untyped]
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from netaio_core import AuthFields, DecodeError, decode_auth_fields, encode_auth_fields
+from netaio_core import (
+    AuthFields,
+    DecodeError,
+    auth_section,
+    decode_auth_fields,
+    encode_auth_fields,
+)
 from netaio_core.auth_section import EMPTY_AUTH_SECTION
 
 from .strategies import auth_dicts
@@ -230,3 +237,44 @@ def test_malformed_auth_section_is_a_decode_error(data: bytes, message: str) -> 
     assert type(info.value) is DecodeError
     with pytest.raises(DecodeError, match=message):
         AuthFields.decode(data)
+
+
+def _strict_decode(data: bytes) -> dict[str, bytes | int] | type[DecodeError]:
+    """The general decoder alone, without the one-pass fast path."""
+    cursor = auth_section._Cursor(data)
+    try:
+        fields: dict[str, bytes | int] = {}
+        for item in auth_section._decode_container(cursor, 13, "dict"):
+            key, value = auth_section._decode_pair(item)
+            if key in fields or item.pos != item.end:
+                return DecodeError
+            fields[key] = value
+        return fields if cursor.pos == cursor.end else DecodeError
+    except DecodeError:
+        return DecodeError
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        auth_dicts.map(encode_auth_fields),
+        auth_dicts.map(encode_auth_fields).flatmap(
+            lambda data: st.tuples(st.integers(0, max(len(data) - 1, 0)), st.integers(0, 255)).map(
+                lambda change: data[: change[0]] + bytes((change[1],)) + data[change[0] + 1 :]
+            )
+        ),
+        st.binary(max_size=80).map(lambda tail: b"\x4d\x40" + tail),
+    )
+)
+def test_fast_path_agrees_with_the_general_decoder(data: bytes) -> None:
+    """The one-pass decoder of the usual shape accepts only what the general
+    decoder accepts, and decodes it to the same fields."""
+    fast = auth_section._decode_small(data)
+    if fast is not None:
+        assert fast == _strict_decode(data)
+    expected = _strict_decode(data)
+    if expected is DecodeError:
+        with pytest.raises(DecodeError):
+            decode_auth_fields(data)
+    else:
+        assert decode_auth_fields(data) == expected

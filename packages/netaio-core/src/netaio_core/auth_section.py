@@ -78,6 +78,13 @@ def _encode_int(value: int) -> bytes:
 def _container(code: int, items: list[bytes]) -> bytes:
     """Encode pre-encoded items behind a container header."""
     count = len(items)
+    if count < 0x100:  # the usual, all-u8 header
+        try:
+            short = bytes(map(len, items))  # ValueError if an item is 256 bytes or more
+        except ValueError:
+            pass
+        else:
+            return bytes((_CAT1 | code, _CAT1, count)) + short + b"".join(items)
     lengths = [len(item) for item in items]
     item_cat = _category(max(lengths, default=0))
     count_cat = _category(count)
@@ -85,10 +92,29 @@ def _container(code: int, items: list[bytes]) -> bytes:
     return Struct(fmt).pack(count_cat | code, item_cat, count, *lengths) + b"".join(items)
 
 
+# (field name, value length) -> the bytes of a pair before a bytes value, for
+# the few names and lengths an application uses (bounded: see _encode_pair).
+_PAIR_HEADS: dict[tuple[str, int], bytes] = {}
+_PAIR_HEADS_MAX = 64
+
+
 def _encode_pair(key: str, value: AuthValue) -> bytes:
     if type(key) is not str:
         raise TypeError(f"auth field names must be str, not {type(key).__name__}")
-    encoded_key = _prefixed(_STR, key.encode())
+    if type(value) is bytes:
+        head = _PAIR_HEADS.get((key, len(value)))
+        if head is not None:
+            return head + value
+    raw_key = key.encode()
+    nk = len(raw_key)
+    if type(value) is bytes and nk < 0xFE and len(value) < 0xFE:  # the usual, all-u8 pair
+        nv = len(value)
+        head = bytes((0x4C, _CAT1, 2, nk + 2, nv + 2, _CAT1 | _STR, nk))
+        head += raw_key + bytes((_CAT1 | _BYTES, nv))
+        if len(_PAIR_HEADS) < _PAIR_HEADS_MAX:
+            _PAIR_HEADS[key, nv] = head
+        return head + value
+    encoded_key = _prefixed(_STR, raw_key)
     if type(value) is bytes:
         encoded_value = _prefixed(_BYTES, value)
     elif type(value) is int:
@@ -209,6 +235,62 @@ def _decode_pair(cur: _Cursor) -> tuple[str, AuthValue]:
     return key, value
 
 
+# Code byte of an int value -> bytes of its magnitude (u8, u16, u32 lengths).
+_INT_WIDTHS = {
+    _CAT1 | _INT: 1, _CAT1 | _NEG_INT: 1,
+    _CAT2 | _INT: 2, _CAT2 | _NEG_INT: 2,
+    _CAT3 | _INT: 4, _CAT3 | _NEG_INT: 4,
+}  # fmt: skip
+
+
+def _decode_small(data: bytes) -> dict[str, AuthValue] | None:
+    """Decode the usual shape in one pass: every count and length a u8, every
+    value bytes or an int below 2**32. Returns None for anything else,
+    valid or not, and ``decode_auth_fields`` then decides with the full
+    decoder; so this accepts a subset of what that accepts, never more."""
+    n = len(data)
+    if n < 3 or data[0] != _CAT1 | _DICT or data[1] != _CAT1:
+        return None
+    count = data[2]
+    pos = 3 + count
+    if pos > n:
+        return None
+    fields: dict[str, AuthValue] = {}
+    for size in data[3:pos]:
+        end = pos + size
+        if size < 9 or end > n or data[pos] != 0x4C or data[pos + 1] != _CAT1 or data[pos + 2] != 2:
+            return None
+        lk, lv = data[pos + 3], data[pos + 4]
+        # key: 0x43 len utf-8; value: 0x41 len bytes, or an int code and magnitude
+        k = pos + 5
+        v = k + lk
+        if 5 + lk + lv != size or lk < 2 or lv < 2 or data[k] != _CAT1 | _STR:
+            return None
+        if data[k + 1] != lk - 2:
+            return None
+        try:
+            key = data[k + 2 : v].decode()
+        except UnicodeDecodeError:
+            return None
+        code = data[v]
+        value: AuthValue
+        if code == _CAT1 | _BYTES:
+            if data[v + 1] != lv - 2:
+                return None
+            value = data[v + 2 : end]
+        elif _INT_WIDTHS.get(code) == lv - 1:
+            value = int.from_bytes(data[v + 1 : end], "big")
+            if code & 0x3F == _NEG_INT:
+                value = -value
+        else:
+            return None
+        if key in fields:
+            return None
+        fields[key] = value
+        pos = end
+    return fields if pos == n else None
+
+
 def decode_auth_fields(data: bytes) -> dict[str, AuthValue]:
     """Decode an auth section; raise ``DecodeError`` for anything malformed.
 
@@ -216,7 +298,12 @@ def decode_auth_fields(data: bytes) -> dict[str, AuthValue]:
     """
     if data == EMPTY_AUTH_SECTION or not data:
         return {}
-    cur = _Cursor(bytes(data))
+    if type(data) is not bytes:
+        data = bytes(data)
+    small = _decode_small(data)
+    if small is not None:
+        return small
+    cur = _Cursor(data)
     fields: dict[str, AuthValue] = {}
     for item in _decode_container(cur, _DICT, "dict"):
         key, value = _decode_pair(item)

@@ -82,7 +82,11 @@ class Header:
         """Encode the header into bytes."""
         try:
             return _HEADER.pack(
-                self.message_type.value, self.auth_length, self.body_length, self.checksum
+                # _value_: the plain attribute behind Enum's (slower) value property
+                self.message_type._value_,
+                self.auth_length,
+                self.body_length,
+                self.checksum,
             )
         except Exception as exc:  # struct.error, AttributeError: report the field
             raise ValueError(
@@ -187,7 +191,7 @@ class Message:
         header.auth_length = _check_section("auth section", len(auth))
         header.body_length = _check_section("body", len(body))
         header.checksum = crc32(body)
-        return header.encode() + auth + body
+        return b"".join((header.encode(), auth, body))
 
     @classmethod
     def prepare(
@@ -205,10 +209,11 @@ class Message:
         default_body = body if type(body) is Body else Body.prepare(body.content, body.uri)
         if auth_data is None or auth_data is _DEFAULT_AUTH:
             fields = AuthFields({})
+            auth_length = len(EMPTY_AUTH_SECTION)
         else:
             fields = auth_data if type(auth_data) is AuthFields else AuthFields(auth_data.fields)
+            auth_length = _check_section("auth section", len(fields.encode()))
         encoded = default_body.encode()
         body_length = _check_section("body", len(encoded))
-        auth_length = _check_section("auth section", len(fields.encode()))
         header = Header(message_type, auth_length, body_length, crc32(encoded))
         return cls(header, fields, default_body)

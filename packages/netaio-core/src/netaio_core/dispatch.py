@@ -146,7 +146,8 @@ class Endpoint(Generic[MessageT]):
         if plugin is not None and not plugin.check(message.auth_data, message.body):
             raise AuthenticationError(plugin)
         handlers = self.handlers
-        for key in self.extract_keys(message):
+        # An empty table (a client's usual case) needs no keys.
+        for key in self.extract_keys(message) if handlers else ():
             entry = handlers.get(key)
             if entry is not None:
                 handler, handler_plugin = entry
@@ -160,7 +161,8 @@ class Endpoint(Generic[MessageT]):
                 return None, None
             handler, handler_plugin = fallback, None
         result = handler(message, writer)
-        if isawaitable(result):
+        # The usual results, None or a message, skip the (slower) awaitable test.
+        if result is not None and type(result) is not self.message_class and isawaitable(result):
             result = await result
         return result, handler_plugin
 

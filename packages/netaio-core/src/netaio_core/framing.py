@@ -16,7 +16,7 @@ A frame is a header, then ``auth_length`` bytes of auth section, then
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Generic, cast
+from typing import Any, Generic
 
 from .codec import AuthFields, Body, Header, Message
 from .errors import (
@@ -97,7 +97,8 @@ class MessageReader(Generic[MessageT]):
             raise
         except Exception as exc:
             raise FrameError(f"undecodable frame header: {exc}") from exc
-        self._check_size(header.auth_length + header.body_length)
+        if self._header_length + header.auth_length + header.body_length > self.max_frame_size:
+            self._check_size(header.auth_length + header.body_length)  # raises
         return header
 
     def _check_size(self, remainder: int) -> None:
@@ -106,6 +107,13 @@ class MessageReader(Generic[MessageT]):
             raise FrameTooLargeError(
                 f"frame of {size} bytes refused: the limit is {self.max_frame_size}"
             )
+
+    @staticmethod
+    def buffered(reader: asyncio.StreamReader) -> int:
+        """How many bytes ``reader`` already holds (0 when that cannot be
+        told): the rest of a frame that is all here cannot stall."""
+        buffer = getattr(reader, "_buffer", None)  # asyncio's read buffer (private)
+        return len(buffer) if isinstance(buffer, bytearray) else 0
 
     async def skip(self, reader: asyncio.StreamReader, n: int) -> None:
         """Read and drop ``n`` bytes: the rest of a frame not to be decoded."""
@@ -136,7 +144,8 @@ class MessageReader(Generic[MessageT]):
             auth = self.auth_fields_class.decode(data[:auth_length])
             body = self.body_class.decode(data[auth_length:])
             # The documented constructor is (header, auth_data, body).
-            return cast("Any", self.message_class)(header, auth, body)  # type: ignore[no-any-return]
+            message_class: Any = self.message_class
+            return message_class(header, auth, body)  # type: ignore[no-any-return]
         except DecodeError:
             raise
         except Exception as exc:

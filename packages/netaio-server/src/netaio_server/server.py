@@ -199,7 +199,10 @@ class TCPServer(Endpoint[MessageT]):
                         connection.expect(frame_timeout, "frame_timeout reached mid-frame")
                         await frames.skip(reader, exc.frame_remainder)
                         raise
-                    connection.expect(frame_timeout, "frame_timeout reached mid-frame")
+                    if frames.buffered(reader) < header.auth_length + header.body_length:
+                        # Only a frame still arriving can stall: time it. (An
+                        # armed timer costs the default loop on every turn.)
+                        connection.expect(frame_timeout, "frame_timeout reached mid-frame")
                     message = await frames.read_rest(reader, header)
                 except DecodeError as exc:
                     self.logger.info("Invalid message from %s: %s", peer, exc)
