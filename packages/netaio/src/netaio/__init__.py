@@ -35,6 +35,7 @@ from netaio_core.errors import (
     NetaioError,
     NotConnectedError,
     ProtocolError,
+    UnknownMessageTypeError,
 )
 from netaio_server import TCPServer, default_server_logger
 
@@ -66,6 +67,7 @@ __all__ = [
     "ProtocolError",
     "TCPClient",
     "TCPServer",
+    "UnknownMessageTypeError",
     "default_client_logger",
     "default_server_logger",
     "keys_extractor",
