@@ -8,6 +8,7 @@ import logging
 import ssl as ssl_module
 from collections.abc import Callable, Hashable, Mapping
 from types import TracebackType
+from typing import Any
 
 from netaio_core import (
     AuthenticationError,
@@ -161,10 +162,11 @@ class TCPClient(Endpoint[MessageT]):
         if set_auth and self.auth_plugin is not None:
             self.auth_plugin.make(message.auth_data, message.body)
         data = message.encode()
-        if writer.is_closing():
+        transport = writer.transport
+        if transport.is_closing():  # what writer.is_closing() asks, a call less
             raise ConnectionClosedError(f"connection to {server[0]}:{server[1]} is closed")
         writer.write(data)
-        if writer.transport.get_write_buffer_size():
+        if transport.get_write_buffer_size():
             await writer.drain()
 
     async def receive_once(self, server: Server | None = None) -> MessageT | None:
@@ -185,31 +187,39 @@ class TCPClient(Endpoint[MessageT]):
         and whatever the handler raises.
         """
         server, reader, writer = self._streams(server)
-        message = await self._read(server, reader)
-        return None if message is None else await self._handle(message, writer)
-
-    async def _read(self, server: Server, reader: asyncio.StreamReader) -> MessageT | None:
-        """The next message, or None for a malformed one (discarded)."""
         try:
-            return await self._frames.read(reader)
+            message = await self._frames.read(reader)
         except DecodeError as exc:
-            self.logger.warning(
-                "Discarding a malformed message from %s:%s: %s", server[0], server[1], exc
-            )
+            self._discard(server, exc)
             return None
+        started = self._start(message, writer)
+        if started is None:
+            return None
+        result, pending = started
+        if pending:
+            result = await result
+        return message if result is None else result
 
-    async def _handle(self, message: MessageT, writer: asyncio.StreamWriter) -> MessageT | None:
-        """Check and dispatch a message: the handler's result, else the
-        message; None when the checksum or an auth check fails."""
+    def _discard(self, server: Server, exc: DecodeError) -> None:
+        """Log a malformed message, which is discarded."""
+        self.logger.warning(
+            "Discarding a malformed message from %s:%s: %s", server[0], server[1], exc
+        )
+
+    def _start(self, message: MessageT, writer: asyncio.StreamWriter) -> tuple[Any, bool] | None:
+        """Check a message and call its handler, if any: the result and
+        whether it must still be awaited; None when the checksum or an auth
+        check fails (the message is discarded). Synchronous, so that a
+        message without an async handler costs no coroutine."""
         try:
-            result, _ = await self.dispatch(message, writer)
+            result, _, pending = self._call_handler(message, writer, None)
         except ChecksumError:
             self.logger.warning("Message checksum failed")
             return None
         except AuthenticationError:
             self.logger.warning("Message auth failed")
             return None
-        return message if result is None else result
+        return result, pending
 
     async def receive_loop(self, server: Server | None = None) -> None:
         """Receive messages from the server indefinitely. Use with
@@ -221,7 +231,10 @@ class TCPClient(Endpoint[MessageT]):
         try:
             while True:
                 try:
-                    message = await self._read(server, reader)
+                    message = await self._frames.read(reader)
+                except DecodeError as exc:
+                    self._discard(server, exc)
+                    continue
                 except ConnectionClosedError as exc:
                     self.logger.info("Connection to %s:%s ended: %s", server[0], server[1], exc)
                     return
@@ -230,10 +243,10 @@ class TCPClient(Endpoint[MessageT]):
                         "Receive loop for %s:%s stopped: %s", server[0], server[1], exc
                     )
                     return
-                if message is None:
-                    continue
                 try:
-                    await self._handle(message, writer)
+                    started = self._start(message, writer)
+                    if started is not None and started[1]:
+                        await started[0]
                 except Exception:
                     self.logger.exception("Handler failed in receive_loop")
         except asyncio.CancelledError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from struct import Struct
+from struct import error as struct_error
 from zlib import crc32
 
 from .auth_section import (
@@ -35,11 +36,9 @@ _HEADER = Struct("!BHHI")
 _U32 = Struct("!I")
 
 
-def _check_section(what: str, length: int) -> int:
-    """Return ``length``, or raise ``ValueError`` if it overflows its u16 field."""
-    if length > MAX_SECTION_LENGTH:
-        raise ValueError(f"{what} is {length} bytes; a frame carries at most {MAX_SECTION_LENGTH}")
-    return length
+def _section_error(what: str, length: int) -> ValueError:
+    """The error for a section of ``length`` bytes, over its u16 length field."""
+    return ValueError(f"{what} is {length} bytes; a frame carries at most {MAX_SECTION_LENGTH}")
 
 
 # Wire value -> member, for decoding without the cost of an Enum call.
@@ -68,9 +67,10 @@ class Header:
     @classmethod
     def decode(cls, data: bytes) -> Header:
         """Decode the header from the first 9 bytes of ``data``."""
-        if len(data) < 9:
-            raise DecodeError(f"header truncated: need 9 bytes, got {len(data)}")
-        type_value, auth_length, body_length, checksum = _HEADER.unpack_from(data)
+        try:
+            type_value, auth_length, body_length, checksum = _HEADER.unpack_from(data)
+        except struct_error:
+            raise DecodeError(f"header truncated: need 9 bytes, got {len(data)}") from None
         message_type = _MESSAGE_TYPES.get(type_value)
         if message_type is None:
             raise UnknownMessageTypeError(
@@ -105,6 +105,8 @@ class AuthFields:
     @classmethod
     def decode(cls, data: bytes) -> AuthFields:
         """Decode the auth fields from bytes (``DecodeError`` if malformed)."""
+        if data == EMPTY_AUTH_SECTION:  # the usual case, without a call
+            return cls({})
         return cls(decode_auth_fields(data))
 
     def encode(self) -> bytes:
@@ -124,14 +126,14 @@ class Body:
     @classmethod
     def decode(cls, data: bytes) -> Body:
         """Decode the body from bytes (``DecodeError`` if malformed)."""
-        if len(data) < 4:
-            raise DecodeError(f"body truncated: need at least 4 bytes, got {len(data)}")
+        size = len(data)
+        if size < 4:
+            raise DecodeError(f"body truncated: need at least 4 bytes, got {size}")
         (uri_length,) = _U32.unpack_from(data)
         end = 4 + uri_length
-        if end > len(data):
+        if end > size:
             raise DecodeError(
-                f"body malformed: uri_length {uri_length} exceeds the "
-                f"{len(data) - 4} bytes after it"
+                f"body malformed: uri_length {uri_length} exceeds the {size - 4} bytes after it"
             )
         return cls(uri_length, data[4:end], data[end:])
 
@@ -151,8 +153,23 @@ _DEFAULT_AUTH = AuthFields(fields={})
 # prepare() gives every message a fresh AuthFields instead.
 
 
+class _BodyWire:
+    """The body encoding ``Message.prepare`` made, for ``encode`` to reuse:
+    the body object, the uri and content objects it held, their encoding and
+    its crc32.
+
+    Not a dataclass, so its attribute is no field of ``Message``:
+    construction, equality and repr are those of the three fields. Bytes are
+    immutable, so the encoding is current while the message holds the same
+    body holding the very same uri and content objects; replacing any of
+    them re-encodes. Only a default ``Body`` of bytes is remembered.
+    """
+
+    _wire: tuple[Body, bytes, bytes, bytes, int] | None = None
+
+
 @dataclass
-class Message:
+class Message(_BodyWire):
     """Default message class."""
 
     header: Header
@@ -185,12 +202,28 @@ class Message:
         The header's lengths and checksum are set from the current auth data
         and body, so the frame is always self-consistent.
         """
-        body = self.body.encode()
+        body_object = self.body
+        wire = self._wire  # what prepare() encoded, while it is current
+        if (
+            wire is not None
+            and wire[0] is body_object
+            and wire[1] is body_object.uri
+            and wire[2] is body_object.content
+        ):
+            body, checksum = wire[3], wire[4]
+        else:
+            body = body_object.encode()
+            checksum = crc32(body)
         auth = self.auth_data.encode()
+        auth_length, body_length = len(auth), len(body)
+        if auth_length > MAX_SECTION_LENGTH:
+            raise _section_error("auth section", auth_length)
+        if body_length > MAX_SECTION_LENGTH:
+            raise _section_error("body", body_length)
         header = self.header
-        header.auth_length = _check_section("auth section", len(auth))
-        header.body_length = _check_section("body", len(body))
-        header.checksum = crc32(body)
+        header.auth_length = auth_length
+        header.body_length = body_length
+        header.checksum = checksum
         return b"".join((header.encode(), auth, body))
 
     @classmethod
@@ -212,8 +245,18 @@ class Message:
             auth_length = len(EMPTY_AUTH_SECTION)
         else:
             fields = auth_data if type(auth_data) is AuthFields else AuthFields(auth_data.fields)
-            auth_length = _check_section("auth section", len(fields.encode()))
+            auth_length = len(fields.encode())
+            if auth_length > MAX_SECTION_LENGTH:
+                raise _section_error("auth section", auth_length)
         encoded = default_body.encode()
-        body_length = _check_section("body", len(encoded))
-        header = Header(message_type, auth_length, body_length, crc32(encoded))
-        return cls(header, fields, default_body)
+        body_length = len(encoded)
+        if body_length > MAX_SECTION_LENGTH:
+            raise _section_error("body", body_length)
+        checksum = crc32(encoded)
+        message = cls(
+            Header(message_type, auth_length, body_length, checksum), fields, default_body
+        )
+        uri, content = default_body.uri, default_body.content
+        if type(uri) is bytes and type(content) is bytes:
+            message._wire = (default_body, uri, content, encoded, checksum)
+        return message

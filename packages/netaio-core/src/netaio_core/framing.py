@@ -16,6 +16,7 @@ A frame is a header, then ``auth_length`` bytes of auth section, then
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Generic
 
 from .codec import AuthFields, Body, Header, Message
@@ -68,32 +69,14 @@ class MessageReader(Generic[MessageT]):
         self.max_frame_size = max_frame_size
         self._header_length = header_class.header_length()
 
-    async def read_header(
-        self, reader: asyncio.StreamReader, *, skip_unknown: bool = True
-    ) -> HeaderProtocol:
-        """Read and decode the next header; refuse a frame over the size limit.
-
-        A header naming an unknown message type raises
-        ``UnknownMessageTypeError`` once its frame is skipped; with
-        ``skip_unknown=False`` it raises before, and the caller must
-        ``skip(reader, exc.frame_remainder)`` (a server does, to time the skip
-        like the rest of any frame).
-        """
-        try:
-            data = await reader.readexactly(self._header_length)
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                raise ConnectionClosedError(
-                    "connection closed in the middle of a frame header", partial=True
-                ) from None
-            raise ConnectionClosedError("connection closed") from None
+    def _decode_header(self, data: bytes) -> HeaderProtocol:
+        """Decode a header and refuse a frame over the size limit. An unknown
+        message type raises ``UnknownMessageTypeError`` once the size of its
+        frame is checked: the caller skips that frame."""
         try:
             header = self.header_class.decode(data)
         except UnknownMessageTypeError as exc:
-            # The frame's extent is known: skip it so the stream stays usable.
             self._check_size(exc.frame_remainder)
-            if skip_unknown:
-                await self._read(reader, exc.frame_remainder)
             raise
         except Exception as exc:
             raise FrameError(f"undecodable frame header: {exc}") from exc
@@ -109,33 +92,11 @@ class MessageReader(Generic[MessageT]):
             )
 
     @staticmethod
-    def buffered(reader: asyncio.StreamReader) -> int:
+    def _buffered(reader: asyncio.StreamReader) -> int:
         """How many bytes ``reader`` already holds (0 when that cannot be
         told): the rest of a frame that is all here cannot stall."""
         buffer = getattr(reader, "_buffer", None)  # asyncio's read buffer (private)
         return len(buffer) if isinstance(buffer, bytearray) else 0
-
-    async def skip(self, reader: asyncio.StreamReader, n: int) -> None:
-        """Read and drop ``n`` bytes: the rest of a frame not to be decoded."""
-        await self._read(reader, n)
-
-    @staticmethod
-    async def _read(reader: asyncio.StreamReader, n: int) -> bytes:
-        try:
-            return await reader.readexactly(n)
-        except asyncio.IncompleteReadError:
-            raise _closed_mid_frame() from None
-
-    async def read_rest(self, reader: asyncio.StreamReader, header: HeaderProtocol) -> MessageT:
-        """Read the auth section and body announced by ``header``; decode the message.
-
-        The checksum is not verified here: that is ``message.check()``.
-        """
-        try:
-            data = await reader.readexactly(header.auth_length + header.body_length)
-        except asyncio.IncompleteReadError:
-            raise _closed_mid_frame() from None
-        return self._decode_rest(header, data)
 
     def _decode_rest(self, header: HeaderProtocol, data: bytes) -> MessageT:
         """Decode the auth section and body that follow ``header``."""
@@ -151,19 +112,49 @@ class MessageReader(Generic[MessageT]):
         except Exception as exc:
             raise DecodeError(f"malformed message: {exc}") from exc
 
-    async def read(self, reader: asyncio.StreamReader) -> MessageT:
-        """Read the next whole message."""
-        header = await self.read_header(reader)
-        # read_rest, inlined: a coroutine less per message on the hot path.
+    async def read(
+        self, reader: asyncio.StreamReader, stalled: Callable[[], object] | None = None
+    ) -> MessageT:
+        """Read the next whole message (see the module doc for its errors).
+
+        ``stalled``, when given, is called once a header is read if the rest
+        of its frame is not all buffered yet, before waiting for it: a server
+        arms its frame timeout there. The checksum is not verified here: that
+        is ``message.check()``.
+        """
         try:
-            data = await reader.readexactly(header.auth_length + header.body_length)
-        except asyncio.IncompleteReadError:
-            raise _closed_mid_frame() from None
-        return self._decode_rest(header, data)
+            data = await reader.readexactly(self._header_length)
+        except asyncio.IncompleteReadError as exc:
+            raise _closed_at_header(exc) from None
+        try:
+            header = self._decode_header(data)
+        except UnknownMessageTypeError as exc:
+            rest = exc.frame_remainder
+            if stalled is not None and self._buffered(reader) < rest:
+                stalled()
+            await _read_rest(reader, rest)  # skip the frame: the stream stays usable
+            raise
+        rest = header.auth_length + header.body_length
+        if stalled is not None and self._buffered(reader) < rest:
+            stalled()
+        return self._decode_rest(header, await _read_rest(reader, rest))
 
 
-def _closed_mid_frame() -> ConnectionClosedError:
-    return ConnectionClosedError("connection closed in the middle of a frame", partial=True)
+async def _read_rest(reader: asyncio.StreamReader, n: int) -> bytes:
+    try:
+        return await reader.readexactly(n)
+    except asyncio.IncompleteReadError:
+        raise ConnectionClosedError(
+            "connection closed in the middle of a frame", partial=True
+        ) from None
+
+
+def _closed_at_header(exc: asyncio.IncompleteReadError) -> ConnectionClosedError:
+    if exc.partial:
+        return ConnectionClosedError(
+            "connection closed in the middle of a frame header", partial=True
+        )
+    return ConnectionClosedError("connection closed")
 
 
 async def read_message(

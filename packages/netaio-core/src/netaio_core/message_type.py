@@ -26,3 +26,8 @@ class MessageType(Enum):
     AUTH_ERROR = 23
     NOT_FOUND = 24
     DISCONNECT = 30
+
+    # Members are singletons compared by identity, so the identity hash is
+    # consistent with equality; Enum's own __hash__ is a Python function that
+    # every handler lookup keyed by (message_type, uri) would call.
+    __hash__ = object.__hash__

@@ -13,7 +13,8 @@ class Connection:
     ``keys`` mirrors the connection's entries in ``TCPServer.subscriptions``
     so that a disconnect removes them without scanning every key. Read
     deadlines are enforced by one lazily re-armed timer: moving a deadline
-    costs an assignment, not a timer per message.
+    costs an assignment, not a timer per message. ``deadline`` (loop time, or
+    None) is the current one; set it only through ``expect``.
     """
 
     __slots__ = (
@@ -24,7 +25,7 @@ class Connection:
         "keys",
         "task",
         "busy",
-        "_deadline",
+        "deadline",
         "_reason",
         "_timer",
         "_loop",
@@ -45,7 +46,7 @@ class Connection:
         self.keys: set[Hashable] = set()
         self.task = asyncio.current_task()
         self.busy = False
-        self._deadline: float | None = None
+        self.deadline: float | None = None
         self._reason = ""
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -55,9 +56,9 @@ class Connection:
         """Close the connection unless the current wait ends within ``timeout``
         seconds (None: no limit). ``reason`` is logged if it does not."""
         if timeout is None:
-            self._deadline = None
+            self.deadline = None
             return
-        deadline = self._deadline = self._loop.time() + timeout
+        deadline = self.deadline = self._loop.time() + timeout
         self._reason = reason
         timer = self._timer
         if timer is None or timer.when() > deadline:
@@ -67,7 +68,7 @@ class Connection:
 
     def _on_timer(self) -> None:
         self._timer = None
-        deadline = self._deadline
+        deadline = self.deadline
         if deadline is None:
             return
         if self._loop.time() >= deadline:
@@ -78,7 +79,7 @@ class Connection:
 
     def cancel_timer(self) -> None:
         """Stop enforcing deadlines (the connection is ending)."""
-        self._deadline = None
+        self.deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import ssl as ssl_module
 from collections.abc import Callable, Hashable, Iterable
+from functools import partial
 from types import TracebackType
 
 from netaio_core import (
@@ -31,7 +32,6 @@ from netaio_core import (
     MessageReader,
     MessageT,
     MessageType,
-    UnknownMessageTypeError,
     keys_extractor,
     make_error_response,
 )
@@ -187,31 +187,39 @@ class TCPServer(Endpoint[MessageT]):
         self._connections[writer] = connection
         self.clients.add(writer)
         frames = self._frames or self.message_reader()
-        idle_timeout, frame_timeout = limits.idle_timeout, limits.frame_timeout
+        idle_timeout = limits.idle_timeout
+        # Only a frame still arriving can stall: the reader arms frame_timeout
+        # for its rest only then. (An armed timer costs the default loop on
+        # every turn.)
+        stalled = partial(
+            connection.expect, limits.frame_timeout, "frame_timeout reached mid-frame"
+        )
         try:
             while not self._closing:
-                connection.expect(idle_timeout, "idle_timeout reached")
+                # Without a deadline to set or clear, expect() has nothing to do.
+                if idle_timeout is not None or connection.deadline is not None:
+                    connection.expect(idle_timeout, "idle_timeout reached")
                 try:
-                    try:
-                        header = await frames.read_header(reader, skip_unknown=False)
-                    except UnknownMessageTypeError as exc:
-                        # Skipped under frame_timeout, like the rest of any frame.
-                        connection.expect(frame_timeout, "frame_timeout reached mid-frame")
-                        await frames.skip(reader, exc.frame_remainder)
-                        raise
-                    if frames.buffered(reader) < header.auth_length + header.body_length:
-                        # Only a frame still arriving can stall: time it. (An
-                        # armed timer costs the default loop on every turn.)
-                        connection.expect(frame_timeout, "frame_timeout reached mid-frame")
-                    message = await frames.read_rest(reader, header)
+                    message = await frames.read(reader, stalled)
                 except DecodeError as exc:
                     self.logger.info("Invalid message from %s: %s", peer, exc)
                     if self._reply(connection, self.make_error("invalid message"), None):
                         await self._drain(writer, None)
                     continue
-                connection.expect(None, "")
+                if connection.deadline is not None:
+                    connection.expect(None, "")
                 connection.busy = True
-                await self._answer(connection, message)
+                # dispatch(), without its coroutine: one less per message.
+                try:
+                    result, handler_plugin, pending = self._call_handler(
+                        message, writer, self.default_handler
+                    )
+                    if pending:
+                        result = await result
+                except Exception as exc:
+                    result, handler_plugin = self._error_reply(connection, exc), None
+                if result is not None and self._reply(connection, result, handler_plugin):
+                    await self._drain(writer, None)
                 connection.busy = False
         except ConnectionClosedError as exc:
             if exc.partial:
@@ -234,32 +242,21 @@ class TCPServer(Endpoint[MessageT]):
         finally:
             await self._close_connection(connection)
 
-    async def _answer(self, connection: Connection, message: MessageT) -> None:
-        """Dispatch one message and send the reply, if any."""
-        handler_plugin: AuthPluginProtocol | None = None
-        try:
-            reply: MessageProtocol | None
-            reply, handler_plugin = await self.dispatch(
-                message, connection.writer, self.default_handler
-            )
-            if reply is None:
-                return
-        except ChecksumError:
+    def _error_reply(self, connection: Connection, exc: Exception) -> MessageProtocol:
+        """The reply to a message that failed a check or whose handler raised
+        ``exc`` (called while handling it)."""
+        if isinstance(exc, ChecksumError):
             self.logger.info("Checksum mismatch in message from %s", connection.peer)
-            reply = self.make_error("invalid message")
-        except AuthenticationError as exc:
+            return self.make_error("invalid message")
+        if isinstance(exc, AuthenticationError):
             self.logger.warning("Auth check failed for message from %s", connection.peer)
-            handler_plugin = None
             try:
-                reply = exc.plugin.error()
+                return exc.plugin.error()
             except Exception:
                 self.logger.exception("Auth plugin error() failed for %s", connection.peer)
-                reply = self.make_error("auth failed")
-        except Exception:
-            self.logger.exception("Handler failed on a message from %s", connection.peer)
-            reply, handler_plugin = self.make_error("internal server error"), None
-        if self._reply(connection, reply, handler_plugin):
-            await self._drain(connection.writer, None)
+                return self.make_error("auth failed")
+        self.logger.error("Handler failed on a message from %s", connection.peer, exc_info=exc)
+        return self.make_error("internal server error")
 
     def _reply(
         self,
@@ -272,7 +269,8 @@ class TCPServer(Endpoint[MessageT]):
         Returns True when the peer's buffer should be drained before reading on.
         """
         try:
-            self.sign(reply, handler_plugin)
+            if handler_plugin is not None or self.auth_plugin is not None:
+                self.sign(reply, handler_plugin)
             data = reply.encode()
         except Exception:
             self.logger.exception("Could not sign or encode a reply to %s", connection.peer)
