@@ -162,3 +162,27 @@ def test_keys_extractor_most_specific_first() -> None:
         (MessageType.SUBSCRIBE_URI, b"/path"),
         MessageType.SUBSCRIBE_URI,
     ]
+
+
+def _changed_body(message: Message, change: str) -> bytes:
+    """The new body bytes after changing the prepared message one way."""
+    if change == "content":
+        message.body.content = message.body.content + b"!"
+    elif change == "uri":
+        message.body.uri = b"/other"
+    elif change == "body":
+        message.body = Body.prepare(b"replaced", b"/replaced")
+    else:  # the same value as a new bytes object: the encoding is the same
+        message.body.content = bytes(bytearray(message.body.content))
+    return message.body.encode()
+
+
+@pytest.mark.parametrize("change", ["content", "uri", "body", "equal copy"])
+def test_encode_follows_a_body_changed_after_prepare(change: str) -> None:
+    message = Message.prepare(Body.prepare(b"original", b"/uri"))
+    message.encode()  # encoded once as prepared
+    body = _changed_body(message, change)
+    decoded = Message.decode(message.encode())
+    assert decoded.body.encode() == body
+    assert decoded.check()
+    assert message.header.checksum == crc32(body)
