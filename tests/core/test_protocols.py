@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from netaio_core import (
     AuthFields,
@@ -129,10 +130,12 @@ handler: Handler[Message] = wrong_reply
 """
 
 
-def test_mypy_strict_accepts_the_defaults_and_rejects_mismatches(tmp_path: Path) -> None:
+def test_mypy_strict_accepts_the_defaults_and_rejects_mismatches(
+    tmp_path: Path, run_mypy: Any
+) -> None:
     (tmp_path / "good.py").write_text(textwrap.dedent(GOOD))
     (tmp_path / "bad.py").write_text(textwrap.dedent(BAD))
-    errors = mypy_strict_errors(tmp_path, "good.py", "bad.py")
+    errors = mypy_strict_errors(run_mypy, tmp_path, "good.py", "bad.py")
     assert not [line for line in errors if not line.startswith("bad.py:")], errors
     # the plugin without error(), a Body as a header, a handler returning bytes
     for line_number in (16, 17, 24):

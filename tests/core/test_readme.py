@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import runpy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,6 @@ def test_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     ]
 
 
-def test_examples_pass_mypy_strict(tmp_path: Path) -> None:
+def test_examples_pass_mypy_strict(tmp_path: Path, run_mypy: Any) -> None:
     (tmp_path / "readme.py").write_text(_program())
-    assert mypy_strict_errors(tmp_path, "readme.py") == []
+    assert mypy_strict_errors(run_mypy, tmp_path, "readme.py") == []

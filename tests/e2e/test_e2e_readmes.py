@@ -76,33 +76,19 @@ def test_readme_example_runs_and_prints_what_it_says(example, tmp_path):
         assert done.stdout == example.output
 
 
-def test_readme_examples_pass_mypy_strict(tmp_path):
-    pytest.importorskip("mypy", reason="mypy is not installed")
+def test_readme_examples_pass_mypy_strict(tmp_path, run_mypy):
     files = []
     for example in EXAMPLES:
         if example.needs_uvloop and not HAS_UVLOOP:
             continue
         path = tmp_path / f"{example.name}.py"
         path.write_text(example.code)
-        files.append(str(path))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--config-file",
-            str(ROOT / "pyproject.toml"),
-            "--cache-dir",
-            str(tmp_path / ".mypy_cache"),
-            "--no-error-summary",
-            "--follow-imports=silent",  # the packages are the typecheck session's job
-            *files,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+        files.append(path)
+    done = run_mypy(
+        files,
         cwd=ROOT,
-        check=False,
+        cache_dir=tmp_path / ".mypy_cache",
+        # the packages are the typecheck session's job
+        options=["--config-file", str(ROOT / "pyproject.toml"), "--follow-imports=silent"],
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,28 +37,23 @@ Diagnostic = tuple[int, str, str, str]
 
 
 @pytest.fixture(scope="module")
-def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Diagnostic]]:
+def mypy_output(
+    tmp_path_factory: pytest.TempPathFactory, run_mypy: Any
+) -> dict[str, list[Diagnostic]]:
     """Run mypy --strict once over every case; diagnostics by file name."""
-    cache = tmp_path_factory.mktemp("mypy-cache")
-    command = [
-        sys.executable,
-        "-m",
-        "mypy",
-        "--strict",
-        "--config-file",
-        str(ROOT / "pyproject.toml"),
-        "--cache-dir",
-        str(cache),
-        "--no-error-summary",
-        "--show-error-codes",
-        "--hide-error-context",
-        "--no-pretty",
-        "--no-color-output",
-        *(str(path.relative_to(ROOT)) for path in GOOD + BAD),
-    ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    if done.returncode not in (0, 1) or done.stderr.strip():
-        pytest.fail(f"mypy did not run (exit {done.returncode}):\n{done.stderr}{done.stdout}")
+    done = run_mypy(
+        [path.relative_to(ROOT) for path in GOOD + BAD],
+        cwd=ROOT,
+        cache_dir=tmp_path_factory.mktemp("mypy-cache"),
+        options=[
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--show-error-codes",
+            "--no-color-output",
+        ],
+    )
+    if done.stderr.strip():
+        pytest.fail(f"mypy wrote to stderr (exit {done.returncode}):\n{done.stderr}{done.stdout}")
     found: dict[str, list[Diagnostic]] = {}
     for line in done.stdout.splitlines():
         match = _OUTPUT.match(line)

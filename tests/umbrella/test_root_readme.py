@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,29 +98,15 @@ def test_example_runs(example: Example, tmp_path: Path) -> None:
         assert done.stdout == example.output, f"README.md line {example.line}"
 
 
-def test_examples_pass_mypy_strict(tmp_path: Path) -> None:
+def test_examples_pass_mypy_strict(tmp_path: Path, run_mypy: Any) -> None:
     """The README shows code a typed user can copy: it type-checks."""
     checked = [e for e in EXAMPLES if all(importlib.util.find_spec(m) for m in e.needs)]
     for example in checked:
         (tmp_path / f"{example.name}.py").write_text(example.code)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--config-file",
-            str(ROOT / "pyproject.toml"),
-            "--cache-dir",
-            str(tmp_path / ".mypy_cache"),
-            "--no-error-summary",
-            "--hide-error-context",
-            "--no-pretty",
-            *(str(tmp_path / f"{e.name}.py") for e in checked),
-        ],
+    done = run_mypy(
+        [tmp_path / f"{e.name}.py" for e in checked],
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        cache_dir=tmp_path / ".mypy_cache",
+        options=["--config-file", str(ROOT / "pyproject.toml")],
     )
     assert done.returncode == 0, done.stdout + done.stderr
