@@ -9,38 +9,16 @@ from typing import Any
 
 import pytest
 from client_peer import TIMEOUT, RawConnection, RawServer, message, received
+from token_plugin import TokenPlugin
 
 from netaio_client import TCPClient
 from netaio_core import (
-    AuthFieldsProtocol,
-    BodyProtocol,
     ConnectionClosedError,
     Message,
-    MessageProtocol,
     MessageType,
-    make_error_response,
 )
 
 RawServers = Callable[[], Awaitable[RawServer]]
-
-
-class TokenPlugin:
-    """A tiny auth plugin: a fixed token in a field of its own name."""
-
-    def __init__(self, field: str, token: bytes, log: list[str] | None = None) -> None:
-        self.field = field
-        self.token = token
-        self.log = [] if log is None else log
-
-    def make(self, auth_fields: AuthFieldsProtocol, body: BodyProtocol) -> None:
-        auth_fields.fields[self.field] = self.token
-
-    def check(self, auth_fields: AuthFieldsProtocol, body: BodyProtocol) -> bool:
-        self.log.append(self.field)
-        return auth_fields.fields.get(self.field) == self.token
-
-    def error(self) -> MessageProtocol:
-        return make_error_response(f"auth failed: {self.field}")
 
 
 def with_fields(msg: Message, **fields: bytes) -> Message:

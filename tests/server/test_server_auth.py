@@ -7,38 +7,13 @@ from __future__ import annotations
 import asyncio
 
 from server_peer import request
+from token_plugin import TokenPlugin
 
 from netaio_core import (
-    AuthFieldsProtocol,
-    BodyProtocol,
     Message,
-    MessageProtocol,
     MessageType,
-    make_error_response,
 )
 from netaio_server import TCPServer
-
-
-class TokenPlugin:
-    """A tiny auth plugin: a fixed token in a field of its own name.
-
-    It records every check so that tests can see the order of checks.
-    """
-
-    def __init__(self, field: str, token: bytes, log: list[str] | None = None) -> None:
-        self.field = field
-        self.token = token
-        self.log = [] if log is None else log
-
-    def make(self, auth_fields: AuthFieldsProtocol, body: BodyProtocol) -> None:
-        auth_fields.fields[self.field] = self.token
-
-    def check(self, auth_fields: AuthFieldsProtocol, body: BodyProtocol) -> bool:
-        self.log.append(self.field)
-        return auth_fields.fields.get(self.field) == self.token
-
-    def error(self) -> MessageProtocol:
-        return make_error_response(f"auth failed: {self.field}")
 
 
 def signed(message: Message, *fields: tuple[str, bytes]) -> Message:
