@@ -99,12 +99,6 @@ async def subscribers() -> AsyncIterator[Callable[[int, int], Awaitable[list[Sub
             "broadcast",
             id="broadcast-buffer-limit",
         ),
-        pytest.param(
-            Limits(write_timeout=0.2),
-            "write_timeout reached (slow consumer)",
-            "notify",
-            id="notify-write-timeout",
-        ),
     ],
 )
 async def test_stalled_subscriber_is_dropped_and_others_get_every_message(
@@ -150,5 +144,32 @@ async def test_stalled_subscriber_is_dropped_and_others_get_every_message(
         await wait_until(lambda: stalled not in server.clients)
         assert server.subscriptions[TOPIC] == set(server.clients)
         assert len(server.clients) == 2
+    finally:
+        sock.close()
+
+
+async def test_a_subscriber_that_stops_reading_is_dropped_after_write_timeout(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """notify() never waits for a stalled subscriber; once its socket stops
+    taking bytes, its connection is dropped after write_timeout even if
+    nothing more is published."""
+    caplog.set_level(logging.INFO, logger="netaio.server")
+    server = await serve(echo_server(Limits(write_timeout=0.3)))
+    sock, stalled = await stalled_subscriber(server)
+    loop = asyncio.get_running_loop()
+    try:
+        message = request(bytes(CONTENT_SIZE), TOPIC, MessageType.NOTIFY_URI)
+        for _ in range(MAX_MESSAGES):
+            started = loop.time()
+            await server.notify(TOPIC, message)
+            assert loop.time() - started < 1.0  # returns at once, stalled peer or not
+            if stalled.is_closing() or stalled.transport.get_write_buffer_size() > 64 * 1024:
+                break
+        else:
+            pytest.fail("the stalled subscriber's buffer never filled")
+        await wait_until(lambda: stalled not in server.clients)
+        assert logged(caplog, "write_timeout reached (slow consumer)")
+        assert TOPIC not in server.subscriptions
     finally:
         sock.close()

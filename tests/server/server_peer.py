@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 from netaio_core import Body, Message, MessageProtocol, MessageReader, MessageType
 
@@ -68,20 +67,20 @@ class RawPeer:
 
 
 class TaskRecorder:
-    """A handler that records the task serving each connection, keyed by the
-    connection's writer, so a test can wait until the server is done with a
-    connection instead of sleeping."""
+    """A handler that records each connection's writer, so a test can wait
+    until the server is done with a connection instead of sleeping."""
 
     def __init__(self) -> None:
-        self.tasks: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
+        self.tasks: dict[asyncio.StreamWriter, asyncio.StreamWriter] = {}
 
     def __call__(self, message: Message, writer: asyncio.StreamWriter) -> Message:
-        task = asyncio.current_task()
-        assert task is not None
-        self.tasks[writer] = task
+        self.tasks[writer] = writer
         return request(b"recorded", b"", MessageType.OK)
 
     async def wait_done(self, writer: asyncio.StreamWriter) -> None:
         """Wait (bounded) until the connection of ``writer`` is finished."""
-        done, _ = await asyncio.wait({self.tasks[writer]}, timeout=TIMEOUT)
-        assert done, "the server did not finish with the connection in time"
+        try:
+            await asyncio.wait_for(writer.wait_closed(), TIMEOUT)
+        except asyncio.TimeoutError:
+            raise AssertionError("the server did not finish with the connection in time") from None
+        assert writer.is_closing()

@@ -18,7 +18,7 @@ from .errors import (
     ProtocolError,
     UnknownMessageTypeError,
 )
-from .framing import MessageReader, read_message
+from .framing import FrameCodec, FrameDecoder, MessageReader, read_message
 from .limits import PROTOCOL_MAX_FRAME_SIZE, Limits
 from .protocols import (
     AuthFieldsProtocol,
@@ -47,6 +47,8 @@ __all__ = [
     "ConnectionClosedError",
     "DecodeError",
     "Endpoint",
+    "FrameCodec",
+    "FrameDecoder",
     "FrameError",
     "FrameTooLargeError",
     "Handler",

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeAlias
 from .codec import AuthFields, Body, Header, Message
 from .defaults import keys_extractor
 from .errors import AuthenticationError, ChecksumError
-from .framing import MessageReader
+from .framing import FrameDecoder, MessageReader
 from .limits import Limits
 from .protocols import (
     AuthFieldsProtocol,
@@ -117,6 +117,17 @@ class Endpoint(Generic[MessageT]):
     def message_reader(self) -> MessageReader[MessageT]:
         """A frame reader for the current classes and limits."""
         return MessageReader(
+            self.header_class,
+            self.auth_fields_class,
+            self.body_class,
+            self.message_class,
+            self.limits.max_frame_size,
+        )
+
+    def frame_decoder(self) -> FrameDecoder[MessageT]:
+        """A sans-I/O frame decoder for one connection, with the current
+        classes and limits."""
+        return FrameDecoder(
             self.header_class,
             self.auth_fields_class,
             self.body_class,

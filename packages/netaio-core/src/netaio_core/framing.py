@@ -1,16 +1,25 @@
-"""Reading frames from an ``asyncio.StreamReader`` (layer 2).
+"""Framing: turning a byte stream into messages (layer 2, no I/O of its own).
 
 A frame is a header, then ``auth_length`` bytes of auth section, then
-``body_length`` bytes of body. Errors say whether the stream is still usable:
+``body_length`` bytes of body. One codec, two ways for bytes to arrive:
 
-- ``DecodeError``: the frame was read whole but its auth section or body is
-  malformed, or its header names an unknown message type (the frame is then
-  skipped); the next frame can be read.
+- ``FrameDecoder`` is sans-I/O: feed it bytes with ``receive_data`` as they
+  come (from ``asyncio.Protocol.data_received``, a datagram, a test) and take
+  every complete message with ``next_message``. The frame size limit is
+  enforced from the header alone, before the rest of the frame is buffered.
+- ``MessageReader`` reads one message at a time from an
+  ``asyncio.StreamReader`` (the documented stream path).
+
+Errors say whether the stream is still usable:
+
+- ``DecodeError``: the frame was delimited but its auth section or body is
+  malformed, or its header names an unknown message type; the frame is
+  consumed and the next one can be read.
 - ``FrameError`` (``FrameTooLargeError``): the header cannot be decoded (so
   the frame's extent is unknown) or announces too many bytes; the stream must
-  be closed.
-- ``ConnectionClosedError``: the peer closed the stream (``partial`` tells
-  whether it did so in the middle of a frame).
+  be closed. A ``FrameDecoder`` raises it again on every later call.
+- ``ConnectionClosedError`` (``MessageReader`` only): the peer closed the
+  stream (``partial`` tells whether it did so in the middle of a frame).
 """
 
 from __future__ import annotations
@@ -36,14 +45,13 @@ from .protocols import (
     MessageT,
 )
 
-__all__ = ["MessageReader", "read_message"]
+__all__ = ["FrameCodec", "FrameDecoder", "MessageReader", "read_message"]
 
 
-class MessageReader(Generic[MessageT]):
-    """Reads messages of the given classes from stream readers.
-
-    One instance serves any number of streams; it holds only configuration.
-    """
+class FrameCodec(Generic[MessageT]):
+    """The message classes and frame size limit, and the two decoding steps
+    every way of reading frames shares: a header, then the rest of its frame.
+    Holds no per-stream state."""
 
     __slots__ = (
         "header_class",
@@ -51,7 +59,7 @@ class MessageReader(Generic[MessageT]):
         "body_class",
         "message_class",
         "max_frame_size",
-        "_header_length",
+        "header_length",
     )
 
     def __init__(
@@ -67,38 +75,32 @@ class MessageReader(Generic[MessageT]):
         self.body_class = body_class
         self.message_class = message_class
         self.max_frame_size = max_frame_size
-        self._header_length = header_class.header_length()
+        self.header_length = header_class.header_length()
 
-    def _decode_header(self, data: bytes) -> HeaderProtocol:
-        """Decode a header and refuse a frame over the size limit. An unknown
-        message type raises ``UnknownMessageTypeError`` once the size of its
-        frame is checked: the caller skips that frame."""
+    def decode_header(self, data: bytes) -> tuple[HeaderProtocol | UnknownMessageTypeError, int]:
+        """Decode a header: the header (or, for an unknown message type, the
+        error to raise once its frame is skipped) and the bytes after it.
+
+        Raises ``FrameError`` for an undecodable header and
+        ``FrameTooLargeError`` for a frame over the size limit.
+        """
+        header: HeaderProtocol | UnknownMessageTypeError
         try:
-            header = self.header_class.decode(data)
+            decoded = self.header_class.decode(data)
         except UnknownMessageTypeError as exc:
-            self._check_size(exc.frame_remainder)
-            raise
+            header, rest = exc, exc.frame_remainder
         except Exception as exc:
             raise FrameError(f"undecodable frame header: {exc}") from exc
-        if self._header_length + header.auth_length + header.body_length > self.max_frame_size:
-            self._check_size(header.auth_length + header.body_length)  # raises
-        return header
-
-    def _check_size(self, remainder: int) -> None:
-        size = self._header_length + remainder
+        else:
+            header, rest = decoded, decoded.auth_length + decoded.body_length
+        size = self.header_length + rest
         if size > self.max_frame_size:
             raise FrameTooLargeError(
                 f"frame of {size} bytes refused: the limit is {self.max_frame_size}"
             )
+        return header, rest
 
-    @staticmethod
-    def _buffered(reader: asyncio.StreamReader) -> int:
-        """How many bytes ``reader`` already holds (0 when that cannot be
-        told): the rest of a frame that is all here cannot stall."""
-        buffer = getattr(reader, "_buffer", None)  # asyncio's read buffer (private)
-        return len(buffer) if isinstance(buffer, bytearray) else 0
-
-    def _decode_rest(self, header: HeaderProtocol, data: bytes) -> MessageT:
+    def decode_rest(self, header: HeaderProtocol, data: bytes) -> MessageT:
         """Decode the auth section and body that follow ``header``."""
         auth_length = header.auth_length
         try:
@@ -112,41 +114,138 @@ class MessageReader(Generic[MessageT]):
         except Exception as exc:
             raise DecodeError(f"malformed message: {exc}") from exc
 
+
+class FrameDecoder(FrameCodec[MessageT]):
+    """A sans-I/O decoder for one byte stream: bytes in, messages out.
+
+    ``receive_data`` only stores bytes; ``next_message`` returns the next
+    complete message, or None until more bytes arrive. A consumer may stop
+    taking messages at any point (to keep order behind a slow handler) and
+    go on later: unread frames stay buffered, and ``buffered`` tells how many
+    bytes that is, for backpressure. Bytes are copied at most twice, however
+    finely a frame is split.
+    """
+
+    __slots__ = ("_data", "_pos", "_pending", "_header", "_rest", "_failed")
+
+    def __init__(
+        self,
+        header_class: type[HeaderProtocol] = Header,
+        auth_fields_class: type[AuthFieldsProtocol] = AuthFields,
+        body_class: type[BodyProtocol] = Body,
+        message_class: type[MessageT] = Message,  # type: ignore[assignment]
+        max_frame_size: int = PROTOCOL_MAX_FRAME_SIZE,
+    ) -> None:
+        super().__init__(header_class, auth_fields_class, body_class, message_class, max_frame_size)
+        self._data = b""  # the chunk being parsed, from _pos on
+        self._pos = 0
+        self._pending = bytearray()  # bytes received after _data
+        # The header of the frame at _pos, once decoded (an error: skip the frame).
+        self._header: HeaderProtocol | UnknownMessageTypeError | None = None
+        self._rest = -1  # bytes after that header; -1: header not decoded yet
+        self._failed: FrameError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as messages."""
+        return len(self._data) - self._pos + len(self._pending)
+
+    def receive_data(self, data: bytes) -> None:
+        """Store bytes from the stream (any split of it, in order)."""
+        if self._pending or self._pos < len(self._data):
+            self._pending += data
+        else:
+            self._data, self._pos = data, 0
+
+    def next_message(self) -> MessageT | None:
+        """The next complete message, or None until more bytes arrive.
+
+        Raises ``DecodeError`` for an intact frame that is malformed (it is
+        consumed; call again for the next) and ``FrameError`` when the stream
+        cannot be decoded further. The checksum is not verified here: that
+        is ``message.check()``.
+        """
+        if self._failed is not None:
+            raise self._failed
+        data, pos = self._data, self._pos
+        header_length = self.header_length
+        rest = self._rest
+        if rest < 0:
+            if len(data) - pos < header_length and not self._merge(header_length):
+                return None
+            data, pos = self._data, self._pos
+            try:
+                self._header, rest = self.decode_header(data[pos : pos + header_length])
+            except FrameError as exc:
+                self._failed = exc
+                raise
+            self._rest = rest
+        end = pos + header_length + rest
+        if end > len(data):
+            if not self._merge(header_length + rest):
+                return None
+            data, pos = self._data, 0
+            end = header_length + rest
+        header = self._header
+        self._pos, self._header, self._rest = end, None, -1
+        if isinstance(header, UnknownMessageTypeError):  # its frame is skipped
+            raise header
+        assert header is not None
+        return self.decode_rest(header, data[pos + header_length : end])
+
+    def _merge(self, needed: int) -> bool:
+        """Join the unparsed bytes and the pending ones into ``_data`` once
+        at least ``needed`` bytes are there; False while they are not."""
+        pending = self._pending
+        available = len(self._data) - self._pos + len(pending)
+        if available < needed or not pending:
+            return False
+        self._data = self._data[self._pos :] + pending
+        self._pos = 0
+        pending.clear()
+        return True
+
+
+class MessageReader(FrameCodec[MessageT]):
+    """Reads messages of the given classes from stream readers.
+
+    One instance serves any number of streams; it holds only configuration.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def _buffered(reader: asyncio.StreamReader) -> int:
+        """How many bytes ``reader`` already holds (0 when that cannot be
+        told): the rest of a frame that is all here cannot stall."""
+        buffer = getattr(reader, "_buffer", None)  # asyncio's read buffer (private)
+        return len(buffer) if isinstance(buffer, bytearray) else 0
+
     async def read(
         self, reader: asyncio.StreamReader, stalled: Callable[[], object] | None = None
     ) -> MessageT:
         """Read the next whole message (see the module doc for its errors).
 
         ``stalled``, when given, is called once a header is read if the rest
-        of its frame is not all buffered yet, before waiting for it: a server
-        arms its frame timeout there. The checksum is not verified here: that
-        is ``message.check()``.
+        of its frame is not all buffered yet, before waiting for it. The
+        checksum is not verified here: that is ``message.check()``.
         """
         try:
-            data = await reader.readexactly(self._header_length)
+            data = await reader.readexactly(self.header_length)
         except asyncio.IncompleteReadError as exc:
             raise _closed_at_header(exc) from None
-        try:
-            header = self._decode_header(data)
-        except UnknownMessageTypeError as exc:
-            rest = exc.frame_remainder
-            if stalled is not None and self._buffered(reader) < rest:
-                stalled()
-            await _read_rest(reader, rest)  # skip the frame: the stream stays usable
-            raise
-        rest = header.auth_length + header.body_length
+        header, rest = self.decode_header(data)
         if stalled is not None and self._buffered(reader) < rest:
             stalled()
-        return self._decode_rest(header, await _read_rest(reader, rest))
-
-
-async def _read_rest(reader: asyncio.StreamReader, n: int) -> bytes:
-    try:
-        return await reader.readexactly(n)
-    except asyncio.IncompleteReadError:
-        raise ConnectionClosedError(
-            "connection closed in the middle of a frame", partial=True
-        ) from None
+        try:
+            remainder = await reader.readexactly(rest)
+        except asyncio.IncompleteReadError:
+            raise ConnectionClosedError(
+                "connection closed in the middle of a frame", partial=True
+            ) from None
+        if isinstance(header, UnknownMessageTypeError):  # skipped: the stream stays usable
+            raise header
+        return self.decode_rest(header, remainder)
 
 
 def _closed_at_header(exc: asyncio.IncompleteReadError) -> ConnectionClosedError:

@@ -1,85 +1,311 @@
-"""One client connection as the server sees it."""
+"""One client connection as the server sees it (layer 4).
+
+``ServerConnection`` is fed bytes, by asyncio as the connection's
+``asyncio.Protocol`` or, for ``TCPServer.handle_client(reader, writer)``, by a
+loop reading the given stream: the two paths differ only in how bytes
+arrive. Every complete frame of a feed is dispatched in order; the replies of
+one feed leave in one write. A handler that returns an awaitable holds the
+frames after it until its reply is sent (strict order per connection); while
+it runs, or while the peer does not take its replies, reading pauses once
+``READ_AHEAD`` bytes are buffered.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Hashable
+import contextlib
+from collections.abc import Awaitable, Hashable
+from typing import TYPE_CHECKING, Any, Generic
+
+from netaio_core import (
+    AuthPluginProtocol,
+    DecodeError,
+    FrameError,
+    FrameTooLargeError,
+    MessageProtocol,
+    MessageT,
+)
+from netaio_core.transport import ConnectionWriter, StreamConnection
+
+if TYPE_CHECKING:
+    from .server import TCPServer
+
+__all__ = ["READ_AHEAD", "ServerConnection"]
+
+READ_AHEAD = 256 * 1024
+"""Bytes of unprocessed frames a connection buffers before it stops reading
+(while a handler runs or while the peer does not take its replies)."""
+
+_STREAM_READ_SIZE = 64 * 1024
 
 
-class Connection:
-    """A client's streams plus what the server tracks about it.
+class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
+    """A client connection: its frames, its handler in progress, its keys.
 
     ``keys`` mirrors the connection's entries in ``TCPServer.subscriptions``
-    so that a disconnect removes them without scanning every key. Read
-    deadlines are enforced by one lazily re-armed timer: moving a deadline
-    costs an assignment, not a timer per message. ``deadline`` (loop time, or
-    None) is the current one; set it only through ``expect``.
+    so that a disconnect removes them without scanning every key.
     """
 
-    __slots__ = (
-        "reader",
-        "writer",
-        "transport",
-        "peer",
-        "keys",
-        "task",
-        "busy",
-        "deadline",
-        "_reason",
-        "_timer",
-        "_loop",
-        "_logger",
-    )
-
     def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        logger: logging.Logger,
+        self, server: TCPServer[MessageT], writer: asyncio.StreamWriter | None = None
     ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
-        peer = writer.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        super().__init__(server.frame_decoder(), server.logger)
+        self.server = server
         self.keys: set[Hashable] = set()
-        self.task = asyncio.current_task()
-        self.busy = False
-        self.deadline: float | None = None
-        self._reason = ""
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_running_loop()
-        self._logger = logger
+        self.task: asyncio.Task[None] | None = None  # an awaited handler and the frames after it
+        self.admitted = False
+        self._stream = writer is not None
+        self._read_paused = False
+        self._resumed: asyncio.Future[None] | None = None  # the stream loop waiting to read
+        self._eof = False
+        self._frame_started = False
+        if writer is not None:
+            self.writer = writer
+            self.connection_made(writer.transport)
 
-    def expect(self, timeout: float | None, reason: str) -> None:
-        """Close the connection unless the current wait ends within ``timeout``
-        seconds (None: no limit). ``reason`` is logged if it does not."""
-        if timeout is None:
-            self.deadline = None
-            return
-        deadline = self.deadline = self._loop.time() + timeout
-        self._reason = reason
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+    # -- asyncio.Protocol ----------------------------------------------------
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self.deadline
-        if deadline is None:
-            return
-        if self._loop.time() >= deadline:
-            self._logger.warning("Closing connection from %s: %s", self.peer, self._reason)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if not self._stream:
+            self.writer = ConnectionWriter(self.transport, self, None, self.loop)
+        self.admitted = self.server._admit(self)
+        if not self.admitted:
             self.transport.abort()
-        else:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+            return
+        self._arm(False)
 
-    def cancel_timer(self) -> None:
-        """Stop enforcing deadlines (the connection is ending)."""
-        self.deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def data_received(self, data: bytes) -> None:
+        self.decoder.receive_data(data)
+        if self.task is None:
+            try:
+                self._run()
+            except Exception as exc:  # a failing make_error, say: only this connection
+                self._fail(exc)
+        elif self.decoder.buffered > READ_AHEAD:
+            self._pause_reading()
+
+    def _fail(self, exc: Exception) -> None:
+        """An error no reply can report: log its traceback and abort."""
+        self.logger.error(
+            "Unexpected error on the connection from %s; closing it", self.peer, exc_info=exc
+        )
+        self.transport.abort()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self.task is None:
+            self._end_of_input()
+            return False
+        # Keep the half-open connection until the handler in progress replies.
+        return self.transport.get_extra_info("sslcontext") is None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._pause_reading()
+        self.expect(self.server.limits.write_timeout, "write_timeout reached (slow consumer)")
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._arm(False)
+        if self.task is None and not self.is_lost:
+            self._run()
+        if not self.write_paused and self.decoder.buffered <= READ_AHEAD:
+            self._resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.is_lost:
+            return
+        super().connection_lost(exc)
+        self._resume_reading()
+        if self.admitted:
+            self.server._forget(self, exc)
+
+    # -- dispatching ---------------------------------------------------------
+
+    def _run(self) -> None:
+        """Dispatch the buffered frames in order until one needs awaiting (it
+        then continues in a task) or none is left; send their replies."""
+        pending = self._dispatch_buffered()
+        if pending is not None:
+            self.task = self.loop.create_task(self._serve_awaited(*pending))
+        elif self._eof:
+            self._end_of_input()
+
+    def _dispatch_buffered(self) -> tuple[Awaitable[Any], AuthPluginProtocol | None] | None:
+        server = self.server
+        decoder = self.decoder
+        call = server._call_handler
+        writer = self.writer
+        fallback = server.default_handler
+        progressed = False
+        pending: tuple[Awaitable[Any], AuthPluginProtocol | None] | None = None
+        if not self._stream:
+            self.begin_batch()
+        try:
+            while not self.write_paused and not server._closing:
+                try:
+                    message = decoder.next_message()
+                except DecodeError as exc:
+                    self.logger.info("Invalid message from %s: %s", self.peer, exc)
+                    self.send_reply(server.make_error("invalid message"), None)
+                    progressed = True
+                    continue
+                except FrameError as exc:
+                    self.logger.warning("Closing connection from %s: %s", self.peer, exc)
+                    too_large = isinstance(exc, FrameTooLargeError)
+                    self.send_reply(
+                        server.make_error("frame too large" if too_large else "invalid frame"),
+                        None,
+                    )
+                    self.flush()
+                    self.transport.close()
+                    return None
+                if message is None:
+                    break
+                progressed = True
+                try:
+                    result, handler_plugin, awaited = call(message, writer, fallback)
+                except Exception as exc:
+                    result, handler_plugin, awaited = server._error_reply(self, exc), None, False
+                if awaited:
+                    pending = (result, handler_plugin)
+                    break
+                if result is not None:
+                    self.send_reply(result, handler_plugin)
+        finally:
+            self.flush()
+        self._after_writes()
+        if pending is None:
+            self._arm(progressed)
+        else:
+            self.expect(None, "")
+        return pending
+
+    async def _serve_awaited(
+        self, result: Awaitable[Any], handler_plugin: AuthPluginProtocol | None
+    ) -> None:
+        """Await a handler's reply, send it, and go on with the frames that
+        arrived meanwhile (awaiting each handler that needs it, in turn)."""
+        pending: tuple[Awaitable[Any], AuthPluginProtocol | None] | None = (result, handler_plugin)
+        try:
+            while pending is not None:
+                try:
+                    reply = await pending[0]
+                except Exception as exc:
+                    reply, plugin = self.server._error_reply(self, exc), None
+                else:
+                    plugin = pending[1]
+                if reply is not None:
+                    self.send_reply(reply, plugin)
+                    self._after_writes()
+                pending = None
+                if self.is_lost:
+                    return
+                if self.server._closing:
+                    break
+                if not self.write_paused:
+                    pending = self._dispatch_buffered()
+        except Exception as exc:
+            self._fail(exc)
+            return
+        finally:
+            self.task = None
+        if self.server._closing:
+            self.server._closed_after_reply(self)
+            return
+        if not self.write_paused:
+            self._resume_reading()
+        if self._eof:
+            self._end_of_input()
+
+    def send_reply(self, reply: MessageProtocol, handler_plugin: AuthPluginProtocol | None) -> None:
+        """Sign, encode and send (or batch) a reply; a failure is contained."""
+        data = self.server._encode_reply(self, reply, handler_plugin)
+        if data is not None:
+            self.write(data)
+
+    def _after_writes(self) -> None:
+        """Drop the peer if its unsent bytes passed ``write_buffer_limit``."""
+        if self.is_lost:
+            return
+        try:
+            unsent = self.transport.get_write_buffer_size()
+        except Exception:  # a transport already torn down
+            return
+        if unsent > self.server.limits.write_buffer_limit:
+            self.server._drop(self.writer, None, "write_buffer_limit exceeded (slow consumer)")
+
+    # -- timers and flow control ----------------------------------------------
+
+    def _arm(self, progressed: bool) -> None:
+        """Set the deadline after a feed: frame_timeout from the first byte of
+        a frame (a completed frame restarts it), idle_timeout between frames."""
+        limits = self.server.limits
+        if self.write_paused:
+            return
+        if self.decoder.buffered:
+            if progressed or not self._frame_started:
+                self._frame_started = True
+                self.expect(limits.frame_timeout, "frame_timeout reached mid-frame")
+        else:
+            self._frame_started = False
+            if limits.idle_timeout is not None or self.deadline is not None:
+                self.expect(limits.idle_timeout, "idle_timeout reached")
+
+    def _pause_reading(self) -> None:
+        if self._read_paused:
+            return
+        self._read_paused = True
+        if not self._stream:
+            with contextlib.suppress(RuntimeError):  # already closing
+                self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if not self._read_paused:
+            return
+        self._read_paused = False
+        if self._stream:
+            waiter = self._resumed
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif not self.is_lost:
+            with contextlib.suppress(RuntimeError):
+                self.transport.resume_reading()
+
+    def _end_of_input(self) -> None:
+        """The peer sent its last byte and every frame is answered."""
+        if self.decoder.buffered:
+            self.logger.info("Client %s disconnected mid-frame", self.peer)
+        self.cancel_deadline()
+        if not self._stream:
+            self.transport.close()
+
+    # -- the stream path -----------------------------------------------------
+
+    async def serve_stream(self, reader: asyncio.StreamReader) -> None:
+        """Feed this connection from ``reader`` until the stream ends; then
+        wait for the handler in progress and close the writer."""
+        try:
+            while not self.is_lost and not self.transport.is_closing():
+                if self._read_paused:
+                    self._resumed = self.loop.create_future()
+                    await self._resumed
+                    continue
+                data = await reader.read(_STREAM_READ_SIZE)
+                if not data:
+                    self._eof = True
+                    if self.task is None:
+                        self._end_of_input()
+                    break
+                self.data_received(data)
+            if self.task is not None:
+                await asyncio.gather(self.task, return_exceptions=True)
+        except OSError as exc:  # reset, broken pipe, TLS failure
+            self.logger.info("Connection from %s lost: %s", self.peer, exc)
+        except asyncio.CancelledError:
+            if not self.server._closing:
+                raise
+        finally:
+            self.writer.close()
+            self.connection_lost(None)

@@ -18,35 +18,26 @@ from netaio_core import (
     Body,
     BodyProtocol,
     ChecksumError,
-    ConnectionClosedError,
-    DecodeError,
     Endpoint,
-    FrameError,
-    FrameTooLargeError,
     Handler,
     Header,
     HeaderProtocol,
     Limits,
     Message,
     MessageProtocol,
-    MessageReader,
     MessageT,
     MessageType,
     keys_extractor,
     make_error_response,
 )
 
-from .connection import Connection
+from .connection import ServerConnection
 
 __all__ = ["TCPServer", "default_server_logger", "not_found_handler"]
 
 default_server_logger = logging.getLogger("netaio.server")
 default_server_logger.setLevel(logging.INFO)
 default_server_logger.addHandler(logging.NullHandler())
-
-# Below this many unsent bytes a write needs no drain (asyncio's default
-# high-water mark); above Limits.write_buffer_limit the peer is dropped.
-_DRAIN_THRESHOLD = 64 * 1024
 
 
 def not_found_handler(message: MessageProtocol, writer: asyncio.StreamWriter) -> Message:
@@ -86,6 +77,7 @@ class TCPServer(Endpoint[MessageT]):
         auth_fields_class: type[AuthFieldsProtocol] = AuthFields,
         limits: Limits | None = None,
         ssl: ssl_module.SSLContext | None = None,
+        backlog: int = 1024,
     ) -> None:
         """Initialize the TCPServer. Args:
         host: The host to listen on.
@@ -104,6 +96,8 @@ class TCPServer(Endpoint[MessageT]):
         limits: Frame size, connection, timeout and buffer limits.
         ssl: A server-side SSLContext to serve TLS (mutual TLS when it
             requires client certificates).
+        backlog: The listen backlog: connections the kernel queues before
+            they are accepted.
         """
         super().__init__(
             header_class,
@@ -122,9 +116,9 @@ class TCPServer(Endpoint[MessageT]):
         self.subscriptions = {}
         self.clients = set()
         self.ssl = ssl
-        self._connections: dict[asyncio.StreamWriter, Connection] = {}
+        self.backlog = backlog
+        self._connections: dict[asyncio.StreamWriter, ServerConnection[MessageT]] = {}
         self._listener: asyncio.Server | None = None
-        self._frames: MessageReader[MessageT] | None = None
         self._started = asyncio.Event()
         self._stopped = asyncio.Event()
         self._start_error: Exception | None = None
@@ -157,7 +151,7 @@ class TCPServer(Endpoint[MessageT]):
         if connection is not None:
             connection.keys.discard(key)
 
-    # -- serving -------------------------------------------------------------
+    # -- connections ---------------------------------------------------------
 
     async def handle_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -167,82 +161,49 @@ class TCPServer(Endpoint[MessageT]):
         connection is lost, and the proper handlers are called if they are
         defined and the message is valid.
 
-        A frame that is intact but invalid (bad checksum, malformed auth
-        section or body) gets an error reply and the connection goes on; a
-        frame that cannot be delimited (undecodable header, over the size
-        limit) gets an error reply and the connection is closed.
+        ``listen()`` serves connections without streams, on an
+        ``asyncio.Protocol``; this coroutine serves a pair of streams, for
+        use with ``asyncio.start_server``. Both run the same connection
+        code: a frame that is intact but invalid (bad checksum, malformed
+        auth section or body) gets an error reply and the connection goes
+        on; a frame that cannot be delimited (undecodable header, over the
+        size limit) gets an error reply and the connection is closed.
         """
-        connection = Connection(reader, writer, self.logger)
-        peer = connection.peer
-        limits = self.limits
-        if self._closing or len(self._connections) >= limits.max_connections:
+        connection = ServerConnection(self, writer)
+        if not connection.admitted:
+            return
+        await connection.serve_stream(reader)
+
+    def _admit(self, connection: ServerConnection[MessageT]) -> bool:
+        """Count a new connection in, or refuse it (stopping, or at
+        ``max_connections``)."""
+        if self._closing or len(self._connections) >= self.limits.max_connections:
             self.logger.warning(
                 "Refusing connection from %s: %s",
-                peer,
+                connection.peer,
                 "server is stopping" if self._closing else "max_connections reached",
             )
-            writer.transport.abort()
-            return
-        self.logger.info("Client connected from %s", peer)
-        self._connections[writer] = connection
-        self.clients.add(writer)
-        frames = self._frames or self.message_reader()
-        idle_timeout = limits.idle_timeout
-        # Only a frame still arriving can stall: the reader arms frame_timeout
-        # for its rest only then. (An armed timer costs the default loop on
-        # every turn.)
-        stalled = partial(
-            connection.expect, limits.frame_timeout, "frame_timeout reached mid-frame"
-        )
-        try:
-            while not self._closing:
-                # Without a deadline to set or clear, expect() has nothing to do.
-                if idle_timeout is not None or connection.deadline is not None:
-                    connection.expect(idle_timeout, "idle_timeout reached")
-                try:
-                    message = await frames.read(reader, stalled)
-                except DecodeError as exc:
-                    self.logger.info("Invalid message from %s: %s", peer, exc)
-                    if self._reply(connection, self.make_error("invalid message"), None):
-                        await self._drain(writer, None)
-                    continue
-                if connection.deadline is not None:
-                    connection.expect(None, "")
-                connection.busy = True
-                # dispatch(), without its coroutine: one less per message.
-                try:
-                    result, handler_plugin, pending = self._call_handler(
-                        message, writer, self.default_handler
-                    )
-                    if pending:
-                        result = await result
-                except Exception as exc:
-                    result, handler_plugin = self._error_reply(connection, exc), None
-                if result is not None and self._reply(connection, result, handler_plugin):
-                    await self._drain(writer, None)
-                connection.busy = False
-        except ConnectionClosedError as exc:
-            if exc.partial:
-                self.logger.info("Client %s disconnected mid-frame", peer)
-            else:
-                self.logger.info("Client disconnected from %s", peer)
-        except FrameError as exc:
-            self.logger.warning("Closing connection from %s: %s", peer, exc)
-            reason = "frame too large" if isinstance(exc, FrameTooLargeError) else "invalid frame"
-            self._reply(connection, self.make_error(reason), None)
-        except OSError as exc:  # reset, broken pipe, TLS failure
-            self.logger.info("Connection from %s lost: %s", peer, exc)
-        except Exception:  # a failing make_error, say: contained to this connection
-            self.logger.exception("Unexpected error on the connection from %s; closing it", peer)
-        except asyncio.CancelledError:
-            if not self._closing:
-                raise
-            # stop() cancels connections waiting for a frame: a clean end,
-            # not an error (asyncio would log a cancelled connection task).
-        finally:
-            await self._close_connection(connection)
+            return False
+        self.logger.info("Client connected from %s", connection.peer)
+        self._connections[connection.writer] = connection
+        self.clients.add(connection.writer)
+        return True
 
-    def _error_reply(self, connection: Connection, exc: Exception) -> MessageProtocol:
+    def _forget(self, connection: ServerConnection[MessageT], exc: Exception | None) -> None:
+        """Remove an ended connection from every collection."""
+        writer = connection.writer
+        self.clients.discard(writer)
+        self._connections.pop(writer, None)
+        for key in tuple(connection.keys):
+            self.unsubscribe(key, writer)
+        if exc is None:
+            self.logger.info("Client disconnected from %s", connection.peer)
+        else:
+            self.logger.info("Connection from %s lost: %s", connection.peer, exc)
+
+    def _error_reply(
+        self, connection: ServerConnection[MessageT], exc: Exception
+    ) -> MessageProtocol:
         """The reply to a message that failed a check or whose handler raised
         ``exc`` (called while handling it)."""
         if isinstance(exc, ChecksumError):
@@ -258,49 +219,33 @@ class TCPServer(Endpoint[MessageT]):
         self.logger.error("Handler failed on a message from %s", connection.peer, exc_info=exc)
         return self.make_error("internal server error")
 
-    def _reply(
+    def _encode_reply(
         self,
-        connection: Connection,
+        connection: ServerConnection[MessageT],
         reply: MessageProtocol,
         handler_plugin: AuthPluginProtocol | None,
-    ) -> bool:
-        """Sign and send a reply; a failure here is contained and logged.
-
-        Returns True when the peer's buffer should be drained before reading on.
-        """
+    ) -> bytes | None:
+        """Sign and encode a reply; a failure here is contained and logged
+        (an error reply instead, or None after aborting the connection)."""
         try:
             if handler_plugin is not None or self.auth_plugin is not None:
                 self.sign(reply, handler_plugin)
-            data = reply.encode()
+            return reply.encode()
         except Exception:
             self.logger.exception("Could not sign or encode a reply to %s", connection.peer)
-            try:
-                reply = self.make_error("internal server error")
-                with contextlib.suppress(Exception):
-                    # Unsigned when the endpoint's own plugin is what failed:
-                    # the peer still learns that its message failed.
-                    self.sign(reply)
-                data = reply.encode()
-            except Exception:
-                self.logger.exception("Could not build an error reply; closing %s", connection.peer)
-                connection.transport.abort()
-                return False
-        return self._write(connection.writer, data, None)
-
-    async def _close_connection(self, connection: Connection) -> None:
-        writer = connection.writer
-        connection.cancel_timer()
-        self.clients.discard(writer)
-        self._connections.pop(writer, None)
-        for key in tuple(connection.keys):
-            self.unsubscribe(key, writer)
-        if self._closing and not writer.is_closing():
+        try:
+            reply = self.make_error("internal server error")
             with contextlib.suppress(Exception):
-                writer.write(self._disconnect_frame())
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-        self.logger.info("Removed closed client %s", connection.peer)
+                # Unsigned when the endpoint's own plugin is what failed:
+                # the peer still learns that its message failed.
+                self.sign(reply)
+            return reply.encode()
+        except Exception:
+            self.logger.exception(
+                "Unexpected error on the connection from %s; closing it", connection.peer
+            )
+            connection.transport.abort()
+            return None
 
     # -- sending -------------------------------------------------------------
 
@@ -309,39 +254,20 @@ class TCPServer(Endpoint[MessageT]):
         writer: asyncio.StreamWriter,
         data: bytes,
         collection: set[asyncio.StreamWriter] | None,
-    ) -> bool:
-        """Queue ``data`` for ``writer`` without waiting.
-
-        Returns True when the peer's unsent bytes passed the drain threshold
-        (the caller should await ``_drain``). A peer whose unsent bytes pass
-        ``limits.write_buffer_limit``, or whose write fails, is dropped.
-        """
+    ) -> None:
+        """Queue ``data`` for ``writer`` without waiting. A peer whose unsent
+        bytes pass ``limits.write_buffer_limit``, or whose write fails, is
+        dropped; one that stops taking bytes altogether is dropped by its
+        connection after ``limits.write_timeout``."""
         try:
             writer.write(data)
             unsent = writer.transport.get_write_buffer_size()
         except Exception:
             self.logger.exception("Error sending to a client")
             self._drop(writer, collection, None)
-            return False
-        if not unsent:
-            return False
-        # The limit is checked first: it may be below the drain threshold.
+            return
         if unsent > self.limits.write_buffer_limit:
             self._drop(writer, collection, "write_buffer_limit exceeded (slow consumer)")
-            return False
-        return unsent > _DRAIN_THRESHOLD
-
-    async def _drain(
-        self, writer: asyncio.StreamWriter, collection: set[asyncio.StreamWriter] | None
-    ) -> None:
-        """Wait until ``writer`` takes its buffer, at most ``limits.write_timeout``."""
-        try:
-            await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
-        except asyncio.TimeoutError:
-            self._drop(writer, collection, "write_timeout reached (slow consumer)")
-        except Exception:
-            self.logger.exception("Error sending to a client")
-            self._drop(writer, collection, None)
 
     def _drop(
         self,
@@ -350,7 +276,7 @@ class TCPServer(Endpoint[MessageT]):
         reason: str | None,
     ) -> None:
         """Remove ``writer`` from ``collection`` and abort its connection; the
-        connection's own task then removes it everywhere else."""
+        connection then removes itself everywhere else."""
         connection = self._connections.get(writer)
         peer = connection.peer if connection is not None else writer.get_extra_info("peername")
         if reason is not None:
@@ -361,17 +287,15 @@ class TCPServer(Endpoint[MessageT]):
             collection.discard(writer)
         writer.transport.abort()
 
-    async def _send_bytes(
+    def _send_bytes(
         self,
         data: bytes,
         writers: Iterable[asyncio.StreamWriter],
         collection: set[asyncio.StreamWriter] | None,
     ) -> None:
-        """Send one encoded message to many peers; a slow or failed peer is
-        dropped without holding up the others."""
-        backlogged = [w for w in tuple(writers) if self._write(w, data, collection)]
-        if backlogged:
-            await asyncio.gather(*(self._drain(w, collection) for w in backlogged))
+        """Send one encoded message to many peers; none is waited for."""
+        for writer in tuple(writers):
+            self._write(writer, data, collection)
 
     async def send(
         self,
@@ -384,26 +308,28 @@ class TCPServer(Endpoint[MessageT]):
         the exception and removes the client from the given collection."""
         if use_auth:
             self.sign(message)
-        await self._send_bytes(message.encode(), (client,), collection)
+        self._send_bytes(message.encode(), (client,), collection)
 
     async def broadcast(self, message: MessageProtocol, use_auth: bool = True) -> None:
-        """Send the message to all connected clients concurrently. The message
-        is signed and encoded once; a client whose send fails is dropped."""
+        """Send the message to all connected clients. The message is signed
+        and encoded once and queued for every client without waiting for
+        any; a client whose send fails or whose buffer is full is dropped."""
         if use_auth:
             self.sign(message)
-        await self._send_bytes(message.encode(), self.clients, self.clients)
+        self._send_bytes(message.encode(), self.clients, self.clients)
 
     async def notify(self, key: Hashable, message: MessageProtocol, use_auth: bool = True) -> None:
-        """Send the message to all subscribed clients for the given key
-        concurrently. The message is signed and encoded once; a subscriber
-        whose send fails is dropped."""
+        """Send the message to all subscribed clients for the given key. The
+        message is signed and encoded once and queued for every subscriber
+        without waiting for any; a subscriber whose send fails or whose
+        buffer is full is dropped."""
         subscribers = self.subscriptions.get(key)
         if not subscribers:
             self.logger.debug("No subscribers found for key=%s, skipping notification", key)
             return
         if use_auth:
             self.sign(message)
-        await self._send_bytes(message.encode(), subscribers, subscribers)
+        self._send_bytes(message.encode(), subscribers, subscribers)
 
     def _disconnect_frame(self) -> bytes:
         message = self.message_class.prepare(
@@ -411,6 +337,18 @@ class TCPServer(Endpoint[MessageT]):
         )
         self.sign(message)
         return message.encode()
+
+    def _shut(self, connection: ServerConnection[MessageT]) -> None:
+        """Say DISCONNECT to a connection and close it (once)."""
+        if connection.is_lost or connection.transport.is_closing():
+            return
+        with contextlib.suppress(Exception):
+            connection.write(self._disconnect_frame())
+        connection.transport.close()
+
+    def _closed_after_reply(self, connection: ServerConnection[MessageT]) -> None:
+        """A handler that was running when ``stop()`` began has replied."""
+        self._shut(connection)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -425,10 +363,14 @@ class TCPServer(Endpoint[MessageT]):
         self._stopped.clear()
         self._started.clear()
         self._start_error = None
-        self._frames = self.message_reader()
+        loop = asyncio.get_running_loop()
         try:
-            self._listener = await asyncio.start_server(
-                self.handle_client, self.host, self.port, ssl=self.ssl
+            self._listener = await loop.create_server(
+                partial(ServerConnection, self),
+                self.host,
+                self.port,
+                ssl=self.ssl,
+                backlog=self.backlog,
             )
         except Exception as exc:
             # Wake the current wait_started() callers with the reason; later
@@ -475,22 +417,23 @@ class TCPServer(Endpoint[MessageT]):
         listener.close()
         grace = self.limits.shutdown_grace if grace is None else grace
         # A handler may call stop(): its own connection is not waited for nor
-        # cancelled here; it ends once the handler has replied.
+        # closed here; it ends once the handler has replied.
         current = asyncio.current_task()
         connections = [c for c in self._connections.values() if c.task is not current]
-        from_handler = len(connections) < len(self._connections)
-        busy = [c.task for c in connections if c.busy and c.task is not None]
+        busy = [c.task for c in connections if c.task is not None]
         if busy and grace > 0:
             await asyncio.wait(busy, timeout=grace)
-        tasks = [c.task for c in connections if c.task is not None and not c.task.done()]
-        for task in tasks:
-            task.cancel()
         for connection in connections:
-            if connection.task is None:  # handle_client called outside a task
-                await self._close_connection(connection)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if not from_handler:  # (on 3.12+ it also waits for the caller's connection)
+            if connection.task is not None:
+                connection.task.cancel()
+            self._shut(connection)
+        closing = [c.closed for c in connections if not c.closed.done()]
+        if closing:
+            await asyncio.wait(closing, timeout=self.limits.write_timeout)
+            for connection in connections:
+                if not connection.closed.done():
+                    connection.transport.abort()
+        if len(connections) == len(self._connections):  # not called from a handler
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(listener.wait_closed(), self.limits.write_timeout)
         self._stopped.set()
