@@ -58,7 +58,7 @@ async def test_connect_timeout_defaults_to_the_limit(monkeypatch: pytest.MonkeyP
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    monkeypatch.setattr(asyncio, "open_connection", never_connects)
+    monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", never_connects)
     client: TCPClient[Message] = TCPClient("127.0.0.1", 9, limits=Limits(connect_timeout=0.1))
     with pytest.raises(TimeoutError, match=re.escape("timed out after 0.1s")):
         await asyncio.wait_for(client.connect(), TIMEOUT)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl as ssl_module
 from collections.abc import Callable, Hashable, Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -29,9 +29,13 @@ from netaio_core import (
     Message,
     MessageProtocol,
     MessageT,
+    MessageType,
     NotConnectedError,
     keys_extractor,
 )
+from netaio_core.correlation import set_correlation_id
+
+from .connection import ClientConnection
 
 __all__ = ["TCPClient", "default_client_logger"]
 
@@ -99,15 +103,15 @@ class TCPClient(Endpoint[MessageT]):
         self.default_host = (host, port)
         self.port = port
         self._frames = self.message_reader()
+        self._connections: dict[Server, ClientConnection[MessageT]] = {}
+        self._receive_loops: dict[Server, asyncio.Task[None]] = {}
 
-    def _streams(
-        self, server: Server | None
-    ) -> tuple[Server, asyncio.StreamReader, asyncio.StreamWriter]:
+    def _connection(self, server: Server | None) -> ClientConnection[MessageT]:
         server = self.default_host if server is None else server
-        streams = self.hosts.get(server)
-        if streams is None:
+        connection = self._connections.get(server)
+        if connection is None:
             raise NotConnectedError(server)
-        return server, streams[0], streams[1]
+        return connection
 
     async def connect(
         self,
@@ -124,50 +128,164 @@ class TCPClient(Endpoint[MessageT]):
         certificate for mutual TLS). ``timeout`` defaults to
         ``limits.connect_timeout``; when it passes, ``TimeoutError`` is
         raised. A live connection to the same server is kept as it is; one
-        the server has closed (end of stream reached) is replaced.
+        the server has closed is replaced.
         """
         host = self.default_host[0] if host is None else host
         port = self.default_host[1] if port is None else port
-        existing = self.hosts.get((host, port))
+        server = (host, port)
+        existing = self._connections.get(server)
         if existing is not None:
-            if not existing[1].is_closing() and not existing[0].at_eof():
+            if not existing.is_lost and not existing.transport.is_closing():
                 return
-            del self.hosts[(host, port)]
-            existing[1].close()
+            self._forget(existing)
+            existing.transport.close()
         timeout = self.limits.connect_timeout if timeout is None else timeout
         self.logger.info("Connecting to %s:%s", host, port)
-        self._frames = self.message_reader()
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    host, port, ssl=ssl, server_hostname=server_hostname if ssl else None
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(
+                    partial(
+                        ClientConnection,
+                        self,
+                        server,
+                        self.frame_decoder(),
+                        self._frames,
+                        self.logger,
+                    ),
+                    host,
+                    port,
+                    ssl=ssl,
+                    server_hostname=server_hostname if ssl else None,
                 ),
                 timeout,
             )
         except asyncio.TimeoutError:
             raise TimeoutError(f"connecting to {host}:{port} timed out after {timeout}s") from None
-        self.hosts[(host, port)] = (reader, writer)
+        self._connections[server] = connection
+        self.hosts[server] = (connection.reader, connection.writer)
+
+    def _forget(self, connection: ClientConnection[MessageT]) -> None:
+        server = connection.server
+        if self._connections.get(server) is connection:
+            del self._connections[server]
+            self.hosts.pop(server, None)
+
+    def _lost(self, connection: ClientConnection[MessageT]) -> None:
+        """A connection ended (called by the connection): it stays in
+        ``hosts`` until ``close`` or a new ``connect``, as documented."""
 
     async def send(
         self,
         message: MessageProtocol,
         server: Server | None = None,
         set_auth: bool = True,
+        *,
+        use_auth: bool | None = None,
     ) -> None:
         """Send a message to the server. If set_auth is True and an auth
         plugin is set, it will be called to set the auth fields on the
-        message. Raises ``NotConnectedError`` for a server not connected to
-        and ``ConnectionClosedError`` when the connection is closed."""
-        server, _, writer = self._streams(server)
+        message (``use_auth`` is an alias of ``set_auth``). Raises
+        ``NotConnectedError`` for a server not connected to and
+        ``ConnectionClosedError`` when the connection is closed."""
+        connection = self._connection(server)
+        if use_auth is not None:
+            set_auth = use_auth
         if set_auth and self.auth_plugin is not None:
             self.auth_plugin.make(message.auth_data, message.body)
-        data = message.encode()
-        transport = writer.transport
-        if transport.is_closing():  # what writer.is_closing() asks, a call less
-            raise ConnectionClosedError(f"connection to {server[0]}:{server[1]} is closed")
-        writer.write(data)
-        if transport.get_write_buffer_size():
-            await writer.drain()
+        self._write(connection, message.encode())
+        if connection.write_paused:
+            await connection.writer.drain()
+
+    def _write(self, connection: ClientConnection[MessageT], data: bytes) -> None:
+        transport = connection.transport
+        if transport.is_closing():
+            raise ConnectionClosedError(f"connection to {connection.name} is closed")
+        transport.write(data)
+
+    # -- request/response ----------------------------------------------------
+
+    async def request(
+        self,
+        uri: bytes,
+        content: bytes = b"",
+        *,
+        message_type: MessageType | None = None,
+        timeout: float = 10.0,
+        server: Server | None = None,
+    ) -> MessageT:
+        """Send a request and return its reply.
+
+        The request carries a correlation id that the server echoes, so any
+        number of tasks may call this at once on one connection and each
+        gets its own reply, which goes to no handler. Against a server that
+        echoes no id (netaio 0.0.2), replies are matched in order.
+
+        Raises ``TimeoutError`` when no reply comes within ``timeout``
+        seconds (the request is then forgotten), ``ConnectionClosedError``
+        when the connection ends first, ``NotConnectedError`` for a server
+        not connected to, and ``ChecksumError`` or ``AuthenticationError``
+        when the reply fails the client's checks. Error replies (NOT_FOUND,
+        ERROR, AUTH_ERROR, ...) are returned like any other.
+        """
+        connection = self._connection(server)
+        body_class: Any = self.body_class  # the Protocol's prepare() names content only
+        message = self.message_class.prepare(
+            body_class.prepare(content, uri),
+            MessageType.REQUEST_URI if message_type is None else message_type,
+        )
+        pending = connection.pending
+        cid, reply = pending.add(connection.loop)
+        set_correlation_id(message, cid)
+        try:
+            if self.auth_plugin is not None:
+                self.auth_plugin.make(message.auth_data, message.body)
+            self._write(connection, message.encode())
+            if connection.write_paused:
+                await connection.writer.drain()
+            return await asyncio.wait_for(reply, timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"no reply from {connection.name} to {uri!r} within {timeout}s"
+            ) from None
+        finally:
+            pending.forget(cid)
+
+    async def create(
+        self,
+        uri: bytes,
+        data: bytes,
+        *,
+        timeout: float = 10.0,
+        server: Server | None = None,
+    ) -> MessageT:
+        """``request`` a CREATE_URI with ``data`` as its content."""
+        return await self.request(
+            uri, data, message_type=MessageType.CREATE_URI, timeout=timeout, server=server
+        )
+
+    async def update(
+        self,
+        uri: bytes,
+        data: bytes,
+        *,
+        timeout: float = 10.0,
+        server: Server | None = None,
+    ) -> MessageT:
+        """``request`` an UPDATE_URI with ``data`` as its content."""
+        return await self.request(
+            uri, data, message_type=MessageType.UPDATE_URI, timeout=timeout, server=server
+        )
+
+    async def delete(
+        self, uri: bytes, *, timeout: float = 10.0, server: Server | None = None
+    ) -> MessageT:
+        """``request`` a DELETE_URI."""
+        return await self.request(
+            uri, message_type=MessageType.DELETE_URI, timeout=timeout, server=server
+        )
+
+    # -- receiving -----------------------------------------------------------
 
     async def receive_once(self, server: Server | None = None) -> MessageT | None:
         """Receive a message from the server. If a handler was registered
@@ -180,19 +298,23 @@ class TCPClient(Endpoint[MessageT]):
         called, and if the check fails, the message will be discarded and
         None will be returned.
 
+        Replies to ``request()`` never come here. One task at a time may
+        receive from a server: a second one raises ``RuntimeError`` (use
+        one receive loop and ``request()``).
+
         Raises ``ConnectionClosedError`` when the server has closed the
         connection (``partial`` is True if it did so mid-frame),
         ``FrameError`` for a frame that cannot be read (the connection is
         then unusable), ``NotConnectedError`` for a server not connected to,
         and whatever the handler raises.
         """
-        server, reader, writer = self._streams(server)
+        connection = self._connection(server)
         try:
-            message = await self._frames.read(reader)
+            message = await connection.receive()
         except DecodeError as exc:
-            self._discard(server, exc)
+            self._discard(connection.server, exc)
             return None
-        started = self._start(message, writer)
+        started = self._start(message, connection.writer)
         if started is None:
             return None
         result, pending = started
@@ -224,27 +346,28 @@ class TCPClient(Endpoint[MessageT]):
     async def receive_loop(self, server: Server | None = None) -> None:
         """Receive messages from the server indefinitely. Use with
         asyncio.create_task() to run concurrently, then use task.cancel() to
-        stop. Returns when the server closes the connection, or logs why
-        and returns when the stream cannot be read further; a handler's
-        exception is logged and the loop goes on."""
-        server, reader, writer = self._streams(server)
+        stop (or ``start_receive_loop``, which manages the task). Returns
+        when the server closes the connection, or logs why and returns when
+        the stream cannot be read further; a handler's exception is logged
+        and the loop goes on."""
+        connection = self._connection(server)
+        name = connection.name
+        connection.consumers += 1
         try:
             while True:
                 try:
-                    message = await self._frames.read(reader)
+                    message = await connection.receive()
                 except DecodeError as exc:
-                    self._discard(server, exc)
+                    self._discard(connection.server, exc)
                     continue
                 except ConnectionClosedError as exc:
-                    self.logger.info("Connection to %s:%s ended: %s", server[0], server[1], exc)
+                    self.logger.info("Connection to %s ended: %s", name, exc)
                     return
                 except Exception as exc:  # FrameError, OSError, a second reader
-                    self.logger.error(
-                        "Receive loop for %s:%s stopped: %s", server[0], server[1], exc
-                    )
+                    self.logger.error("Receive loop for %s stopped: %s", name, exc)
                     return
                 try:
-                    started = self._start(message, writer)
+                    started = self._start(message, connection.writer)
                     if started is not None and started[1]:
                         await started[0]
                 except Exception:
@@ -252,19 +375,66 @@ class TCPClient(Endpoint[MessageT]):
         except asyncio.CancelledError:
             self.logger.info("Receive loop cancelled")
             raise
+        finally:
+            connection.consumers -= 1
+
+    async def start_receive_loop(
+        self, server: Server | None = None
+    ) -> tuple[asyncio.Task[None], bool]:
+        """Run ``receive_loop`` for the server in a task managed by the
+        client: the task and whether one was already running (it is then
+        returned as it is)."""
+        server = self.default_host if server is None else server
+        task = self._receive_loops.get(server)
+        if task is not None and not task.done():
+            return task, True
+        self._connection(server)  # NotConnectedError now, not in the task
+        task = asyncio.create_task(self.receive_loop(server))
+        self._receive_loops[server] = task
+        task.add_done_callback(partial(self._loop_done, server))
+        return task, False
+
+    def _loop_done(self, server: Server, task: asyncio.Task[None]) -> None:
+        if self._receive_loops.get(server) is task:
+            del self._receive_loops[server]
+
+    async def stop_receive_loop(self, server: Server | None = None) -> bool:
+        """Stop the managed receive loop of the server; False if none ran."""
+        server = self.default_host if server is None else server
+        task = self._receive_loops.pop(server, None)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    async def stop_all_receive_loops(self) -> int:
+        """Stop every managed receive loop; returns how many were running."""
+        stopped = 0
+        for server in list(self._receive_loops):
+            stopped += await self.stop_receive_loop(server)
+        return stopped
+
+    async def get_receive_loops(self) -> dict[Server, asyncio.Task[None]]:
+        """A copy of the running managed receive loops, by server."""
+        return {s: t for s, t in self._receive_loops.items() if not t.done()}
 
     async def close(self, server: Server | None = None) -> None:
-        """Close the connection to the server and forget it."""
-        server, _, writer = self._streams(server)
-        del self.hosts[server]
-        self.logger.info("Closing connection to %s:%s", server[0], server[1])
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        """Close the connection to the server and forget it (its managed
+        receive loop stops, its pending requests fail)."""
+        connection = self._connection(server)
+        await self.stop_receive_loop(connection.server)
+        self._forget(connection)
+        self.logger.info("Closing connection to %s", connection.name)
+        connection.transport.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(connection.closed), self.limits.write_timeout)
+        except asyncio.TimeoutError:
+            connection.transport.abort()
 
     async def close_all(self) -> None:
         """Close every connection."""
-        for server in list(self.hosts):
+        for server in list(self._connections):
             await self.close(server)
 
     async def __aenter__(self) -> TCPClient[MessageT]:

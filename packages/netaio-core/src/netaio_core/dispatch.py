@@ -51,6 +51,7 @@ class Endpoint(Generic[MessageT]):
     body_class: type[BodyProtocol]
     message_class: type[MessageT]
     handlers: dict[Hashable, HandlerEntry[MessageT]]
+    ephemeral_handlers: dict[Hashable, HandlerEntry[MessageT]]
     extract_keys: Callable[[MessageT], list[Hashable]]
     logger: logging.Logger
     auth_plugin: AuthPluginProtocol | None
@@ -77,6 +78,7 @@ class Endpoint(Generic[MessageT]):
         self.auth_plugin = auth_plugin
         self.limits = _DEFAULT_LIMITS if limits is None else limits
         self.handlers = {}
+        self.ephemeral_handlers = {}
         for key, entry in (handlers or {}).items():
             if isinstance(entry, tuple):
                 self.add_handler(key, *entry)
@@ -109,6 +111,38 @@ class Endpoint(Generic[MessageT]):
             return func
 
         return decorator
+
+    def add_ephemeral_handler(
+        self,
+        key: Hashable,
+        handler: Handler[MessageT],
+        auth_plugin: AuthPluginProtocol | None = None,
+    ) -> None:
+        """Register a one-shot handler: it runs for the first message that
+        matches ``key`` and is then removed. On the same key it takes
+        precedence over a persistent handler."""
+        self.logger.debug("Adding ephemeral handler for key=%s", key)
+        self.ephemeral_handlers[key] = (handler, auth_plugin)
+
+    def once(
+        self, key: Hashable, auth_plugin: AuthPluginProtocol | None = None
+    ) -> Callable[[Handler[MessageT]], Handler[MessageT]]:
+        """Decorator to register a one-shot handler (see
+        ``add_ephemeral_handler``); returns the function unchanged."""
+
+        def decorator(func: Handler[MessageT]) -> Handler[MessageT]:
+            self.add_ephemeral_handler(key, func, auth_plugin)
+            return func
+
+        return decorator
+
+    def remove_handler(self, key: Hashable) -> None:
+        """Remove the persistent handler for ``key``, if any."""
+        self.handlers.pop(key, None)
+
+    def remove_ephemeral_handler(self, key: Hashable) -> None:
+        """Remove the one-shot handler for ``key``, if any."""
+        self.ephemeral_handlers.pop(key, None)
 
     def set_logger(self, logger: logging.Logger) -> None:
         """Replace the current logger."""
@@ -156,6 +190,15 @@ class Endpoint(Generic[MessageT]):
             result = await result
         return result, handler_plugin
 
+    def verify(self, message: MessageProtocol) -> None:
+        """Check a received message's checksum, then the endpoint's auth
+        plugin: ``ChecksumError`` or ``AuthenticationError`` when it fails."""
+        if not message.check():
+            raise ChecksumError("checksum mismatch: the body does not match the header")
+        plugin = self.auth_plugin
+        if plugin is not None and not plugin.check(message.auth_data, message.body):
+            raise AuthenticationError(plugin)
+
     def _call_handler(
         self,
         message: MessageT,
@@ -165,21 +208,23 @@ class Endpoint(Generic[MessageT]):
         """``dispatch`` up to the handler's call, without a coroutine: the
         result, the handler's plugin and whether the result must still be
         awaited. A server calls it directly, a coroutine less per message."""
-        if not message.check():
-            raise ChecksumError("checksum mismatch: the body does not match the header")
-        plugin = self.auth_plugin
-        if plugin is not None and not plugin.check(message.auth_data, message.body):
-            raise AuthenticationError(plugin)
+        self.verify(message)
         handlers = self.handlers
+        ephemeral = self.ephemeral_handlers
         # An empty table (a client's usual case) needs no keys.
-        for key in self.extract_keys(message) if handlers else ():
-            entry = handlers.get(key)
+        for key in self.extract_keys(message) if handlers or ephemeral else ():
+            entry = ephemeral.get(key) if ephemeral else None
+            one_shot = entry is not None
+            if entry is None:
+                entry = handlers.get(key)
             if entry is not None:
                 handler, handler_plugin = entry
                 if handler_plugin is not None and not handler_plugin.check(
                     message.auth_data, message.body
                 ):
                     raise AuthenticationError(handler_plugin, key)
+                if one_shot:
+                    del ephemeral[key]
                 break
         else:
             if fallback is None:

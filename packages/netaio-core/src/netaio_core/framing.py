@@ -150,6 +150,14 @@ class FrameDecoder(FrameCodec[MessageT]):
         """Bytes received and not yet returned as messages."""
         return len(self._data) - self._pos + len(self._pending)
 
+    def take_unparsed(self) -> bytes:
+        """Remove and return the bytes not yet returned as messages (to hand
+        the rest of the stream to another reader)."""
+        data = self._data[self._pos :] + self._pending
+        self._data, self._pos, self._header, self._rest = b"", 0, None, -1
+        self._pending.clear()
+        return data
+
     def receive_data(self, data: bytes) -> None:
         """Store bytes from the stream (any split of it, in order)."""
         if self._pending or self._pos < len(self._data):

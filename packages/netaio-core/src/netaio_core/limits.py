@@ -33,6 +33,15 @@ class Limits:
             the transport's high-water mark before dropping that peer.
         connect_timeout: (client) seconds ``connect`` may take.
         shutdown_grace: (server) seconds ``stop`` lets in-flight handlers run.
+        max_concurrent_requests: (server) messages of one connection that
+            carry a correlation id and are handled at once; at the limit the
+            connection's later frames wait (and reading pauses). Messages
+            without an id are handled one at a time, in order.
+        max_queue: (client) received messages a connection holds for
+            ``receive_once``/``receive_loop``. When it is full, reading pauses
+            while a receive loop runs; with none running the oldest queued
+            message is dropped with a warning, so that replies to
+            ``request()`` still arrive.
     """
 
     max_frame_size: int = PROTOCOL_MAX_FRAME_SIZE
@@ -43,12 +52,16 @@ class Limits:
     write_timeout: float = 10.0
     connect_timeout: float | None = 10.0
     shutdown_grace: float = 5.0
+    max_concurrent_requests: int = 64
+    max_queue: int = 1024
 
     def __post_init__(self) -> None:
         if self.max_frame_size < 9:
             raise ValueError("max_frame_size must be at least 9 (one header)")
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if self.max_concurrent_requests < 1 or self.max_queue < 1:
+            raise ValueError("max_concurrent_requests and max_queue must be at least 1")
         if self.write_buffer_limit < 1:
             raise ValueError("write_buffer_limit must be at least 1")
         for name in ("idle_timeout", "frame_timeout", "connect_timeout"):

@@ -25,6 +25,7 @@ class MessageType(Enum):
     ERROR = 20
     AUTH_ERROR = 23
     NOT_FOUND = 24
+    NOT_PERMITTED = 25
     DISCONNECT = 30
 
     # Members are singletons compared by identity, so the identity hash is

@@ -1,0 +1,232 @@
+"""One connection of a TCPClient to a server (layer 4).
+
+``ClientConnection`` is the connection's ``asyncio.Protocol``: it decodes
+every frame as it arrives, completes the pending request a reply answers,
+and queues every other message (notifications, replies to ``send()``) for
+``receive_once``/``receive_loop``, which take them one at a time.
+
+``TCPClient.hosts`` keeps its documented ``(StreamReader, StreamWriter)``
+pair: the reader is a ``ConnectionReader``, and the first read from it hands
+it the rest of the stream (frames not yet decoded), after which bytes go to
+it instead of to the decoder and ``receive_once`` reads frames from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Generic
+
+from netaio_core import (
+    ConnectionClosedError,
+    DecodeError,
+    FrameDecoder,
+    FrameError,
+    MessageReader,
+    MessageT,
+    ProtocolError,
+)
+from netaio_core.correlation import PendingRequests
+from netaio_core.transport import StreamConnection
+
+if TYPE_CHECKING:
+    from .client import TCPClient
+
+__all__ = ["ClientConnection", "ConnectionReader"]
+
+
+class ConnectionReader(asyncio.StreamReader):
+    """The ``StreamReader`` of ``TCPClient.hosts``: empty until something
+    reads from it, which switches its connection to raw bytes."""
+
+    def __init__(self, connection: ClientConnection[Any], limit: int) -> None:
+        super().__init__(limit=limit, loop=connection.loop)
+        self._connection = connection
+
+    async def read(self, n: int = -1) -> bytes:
+        self._connection.go_raw()
+        return await super().read(n)
+
+    async def readexactly(self, n: int) -> bytes:
+        self._connection.go_raw()
+        return await super().readexactly(n)
+
+    async def readline(self) -> bytes:
+        self._connection.go_raw()
+        return await super().readline()
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:  # type: ignore[override]
+        self._connection.go_raw()
+        return await super().readuntil(separator)
+
+
+class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
+    """A client's connection to one server: replies, queue, raw reader."""
+
+    def __init__(
+        self,
+        client: TCPClient[MessageT],
+        server: tuple[str, int],
+        decoder: FrameDecoder[MessageT],
+        frames: MessageReader[MessageT],
+        logger: logging.Logger,
+    ) -> None:
+        super().__init__(decoder, logger)
+        self.client = client
+        self.server = server
+        self.frames = frames
+        self.pending: PendingRequests[MessageT] = PendingRequests()
+        self.reader = ConnectionReader(self, limit=2 * frames.max_frame_size)
+        self.consumers = 0  # receive loops running on this connection
+        self._queue: deque[MessageT | ProtocolError] = deque()
+        self._max_queue = client.limits.max_queue
+        self._waiter: asyncio.Future[None] | None = None
+        self._raw = False
+        self._read_paused = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.server[0]}:{self.server[1]}"
+
+    # -- asyncio.Protocol ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.reader.set_transport(self.transport)
+        self.writer = asyncio.StreamWriter(self.transport, self, self.reader, self.loop)
+
+    def data_received(self, data: bytes) -> None:
+        if self._raw:
+            self.reader.feed_data(data)
+            return
+        decoder = self.decoder
+        decoder.receive_data(data)
+        queue = self._queue
+        pending = self.pending
+        verify = self.client.verify
+        while True:
+            try:
+                message = decoder.next_message()
+            except DecodeError as exc:
+                queue.append(exc)
+                continue
+            except FrameError as exc:
+                queue.append(exc)  # kept at the head: the stream is unusable
+                self._pause_reading()
+                break
+            if message is None:
+                break
+            if pending:
+                try:
+                    verify(message)
+                except Exception as exc:
+                    if pending.match(message, exc):
+                        continue
+                else:
+                    if pending.match(message):
+                        continue
+                if pending.unmatched:
+                    self.logger.warning(
+                        "Dropping a reply from %s that matches no pending request", self.name
+                    )
+                    continue
+            queue.append(message)
+        if queue:
+            self._wake()
+            if len(queue) >= self._max_queue:
+                self._queue_full()
+
+    def eof_received(self) -> bool:
+        if self._raw:
+            self.reader.feed_eof()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._raw and not self.reader.at_eof():
+            self.reader.feed_eof()
+        self.pending.fail_all(self._closed_error())
+        self._wake()
+        self.client._lost(self)
+
+    # -- taking messages -----------------------------------------------------
+
+    async def receive(self) -> MessageT:
+        """The next queued message; raises what ``receive_once`` documents."""
+        queue = self._queue
+        while True:
+            if queue:
+                item = queue[0]
+                if isinstance(item, FrameError):
+                    raise item
+                queue.popleft()
+                if self._read_paused and len(queue) < self._max_queue // 2:
+                    self._resume_reading()
+                if isinstance(item, ProtocolError):
+                    raise item
+                return item
+            if self._raw:
+                return await self.frames.read(self.reader)
+            if self.is_lost:
+                raise self._closed_error()
+            if self._waiter is not None:
+                raise RuntimeError(
+                    f"another task is already receiving from {self.name}: use one "
+                    "receive_loop (or start_receive_loop) per server, and request() "
+                    "for replies"
+                )
+            waiter = self._waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _queue_full(self) -> None:
+        """Pause reading while a receive loop is behind; with no receive loop,
+        drop the oldest queued message instead, so that replies to
+        ``request()`` keep arriving."""
+        if self.consumers:
+            self._pause_reading()
+            return
+        while len(self._queue) > self._max_queue:
+            item = self._queue.popleft()
+            self.logger.warning(
+                "Receive queue for %s is full (max_queue=%d) and nothing reads it: dropping %s",
+                self.name,
+                self._max_queue,
+                type(item).__name__,
+            )
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and not self.is_lost:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused and not self.is_lost:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _closed_error(self) -> ConnectionClosedError:
+        if self.decoder.buffered:
+            return ConnectionClosedError(
+                f"connection to {self.name} closed in the middle of a frame", partial=True
+            )
+        return ConnectionClosedError(f"connection to {self.name} closed")
+
+    def go_raw(self) -> None:
+        """Hand the rest of the stream to ``reader`` (someone reads from it)."""
+        if self._raw:
+            return
+        self._raw = True
+        rest = self.decoder.take_unparsed()
+        if rest:
+            self.reader.feed_data(rest)
+        if self.is_lost or self.transport.is_closing():
+            self.reader.feed_eof()
