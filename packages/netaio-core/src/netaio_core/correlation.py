@@ -20,13 +20,14 @@ import asyncio
 from typing import Generic
 
 from .message_type import MessageType
-from .protocols import MessageProtocol, MessageT
+from .protocols import AuthFieldsProtocol, MessageProtocol, MessageT
 
 __all__ = [
     "CORRELATION_FIELD",
     "REPLY_TYPES",
     "PendingRequests",
     "correlation_id",
+    "fields_correlation_id",
     "set_correlation_id",
 ]
 
@@ -53,7 +54,12 @@ send in reply."""
 
 def correlation_id(message: MessageProtocol) -> int | None:
     """The message's correlation id, or None (absent, or not a u32 int)."""
-    value = message.auth_data.fields.get(CORRELATION_FIELD)
+    return fields_correlation_id(message.auth_data)
+
+
+def fields_correlation_id(auth_data: AuthFieldsProtocol) -> int | None:
+    """The correlation id in auth fields, or None (absent, or not a u32 int)."""
+    value = auth_data.fields.get(CORRELATION_FIELD)
     if type(value) is int and 0 <= value <= _MAX_ID:
         return value
     return None

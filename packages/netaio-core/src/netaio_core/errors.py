@@ -11,7 +11,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .protocols import AuthPluginProtocol
+    from .protocols import AuthFieldsProtocol, AuthPluginProtocol
 
 
 class NetaioError(Exception):
@@ -26,8 +26,12 @@ class DecodeError(ProtocolError):
     """Malformed bytes in a header, auth section, body or whole message.
 
     When raised while reading a stream, the frame's boundaries were intact:
-    the connection can go on with the next frame.
+    the connection can go on with the next frame. ``auth_data`` holds the
+    frame's auth fields when they decoded before the body failed (so that
+    an error reply can carry the request's correlation id).
     """
+
+    auth_data: AuthFieldsProtocol | None = None
 
 
 class ChecksumError(DecodeError):

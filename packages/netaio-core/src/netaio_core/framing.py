@@ -103,16 +103,20 @@ class FrameCodec(Generic[MessageT]):
     def decode_rest(self, header: HeaderProtocol, data: bytes) -> MessageT:
         """Decode the auth section and body that follow ``header``."""
         auth_length = header.auth_length
+        auth = None
         try:
             auth = self.auth_fields_class.decode(data[:auth_length])
             body = self.body_class.decode(data[auth_length:])
             # The documented constructor is (header, auth_data, body).
             message_class: Any = self.message_class
             return message_class(header, auth, body)  # type: ignore[no-any-return]
-        except DecodeError:
+        except DecodeError as exc:
+            exc.auth_data = auth
             raise
         except Exception as exc:
-            raise DecodeError(f"malformed message: {exc}") from exc
+            error = DecodeError(f"malformed message: {exc}")
+            error.auth_data = auth
+            raise error from exc
 
 
 class FrameDecoder(FrameCodec[MessageT]):

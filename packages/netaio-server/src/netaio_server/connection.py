@@ -25,6 +25,7 @@ from netaio_core import (
     MessageProtocol,
     MessageT,
 )
+from netaio_core.correlation import correlation_id, fields_correlation_id, set_correlation_id
 from netaio_core.transport import ConnectionWriter, StreamConnection
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ READ_AHEAD = 256 * 1024
 (while a handler runs or while the peer does not take its replies)."""
 
 _STREAM_READ_SIZE = 64 * 1024
+
+# A handler's pending result, its auth plugin and the request's correlation id.
+_Awaited = tuple[Awaitable[Any], AuthPluginProtocol | None, int | None]
 
 
 class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
@@ -53,6 +57,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         self.server = server
         self.keys: set[Hashable] = set()
         self.task: asyncio.Task[None] | None = None  # an awaited handler and the frames after it
+        self.concurrent: set[asyncio.Task[None]] = set()  # correlated requests being handled
         self.admitted = False
         self._stream = writer is not None
         self._read_paused = False
@@ -85,6 +90,13 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         elif self.decoder.buffered > READ_AHEAD:
             self._pause_reading()
 
+    def handler_tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks running this connection's handlers."""
+        tasks = list(self.concurrent)
+        if self.task is not None:
+            tasks.append(self.task)
+        return tasks
+
     def _fail(self, exc: Exception) -> None:
         """An error no reply can report: log its traceback and abort."""
         self.logger.error(
@@ -94,7 +106,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
 
     def eof_received(self) -> bool:
         self._eof = True
-        if self.task is None:
+        if self.task is None and not self.concurrent:
             self._end_of_input()
             return False
         # Keep the half-open connection until the handler in progress replies.
@@ -124,85 +136,96 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
     # -- dispatching ---------------------------------------------------------
 
     def _run(self) -> None:
-        """Dispatch the buffered frames in order until one needs awaiting (it
-        then continues in a task) or none is left; send their replies."""
+        """Dispatch the buffered frames in order until one needs awaiting in
+        order (it then continues in a task) or none is left."""
         pending = self._dispatch_buffered()
         if pending is not None:
-            self.task = self.loop.create_task(self._serve_awaited(*pending))
-        elif self._eof:
+            self.task = self.loop.create_task(self._serve_awaited(pending))
+        elif self._eof and not self.concurrent:
             self._end_of_input()
 
-    def _dispatch_buffered(self) -> tuple[Awaitable[Any], AuthPluginProtocol | None] | None:
+    def _dispatch_buffered(self) -> _Awaited | None:
+        """Dispatch buffered frames and send (batch) their replies.
+
+        A message with a correlation id whose handler must be awaited runs
+        in a task of its own, up to ``max_concurrent_requests`` at once;
+        one without an id stops the dispatch and is returned, to be awaited
+        before the frames after it.
+        """
         server = self.server
         decoder = self.decoder
         call = server._call_handler
         writer = self.writer
         fallback = server.default_handler
+        limit = server.limits.max_concurrent_requests
+        concurrent = self.concurrent
         progressed = False
-        pending: tuple[Awaitable[Any], AuthPluginProtocol | None] | None = None
+        pending: _Awaited | None = None
         if not self._stream:
             self.begin_batch()
         try:
-            while not self.write_paused and not server._closing:
+            while not self.write_paused and not server._closing and len(concurrent) < limit:
                 try:
                     message = decoder.next_message()
                 except DecodeError as exc:
                     self.logger.info("Invalid message from %s: %s", self.peer, exc)
-                    self.send_reply(server.make_error("invalid message"), None)
+                    cid = None if exc.auth_data is None else fields_correlation_id(exc.auth_data)
+                    self.send_reply(server.make_error("invalid message"), None, cid)
                     progressed = True
                     continue
                 except FrameError as exc:
                     self.logger.warning("Closing connection from %s: %s", self.peer, exc)
                     too_large = isinstance(exc, FrameTooLargeError)
-                    self.send_reply(
-                        server.make_error("frame too large" if too_large else "invalid frame"),
-                        None,
-                    )
+                    reason = "frame too large" if too_large else "invalid frame"
+                    self.send_reply(server.make_error(reason), None, None)
                     self.flush()
                     self.transport.close()
                     return None
                 if message is None:
                     break
                 progressed = True
+                cid = correlation_id(message)
                 try:
                     result, handler_plugin, awaited = call(message, writer, fallback)
                 except Exception as exc:
                     result, handler_plugin, awaited = server._error_reply(self, exc), None, False
                 if awaited:
-                    pending = (result, handler_plugin)
-                    break
-                if result is not None:
-                    self.send_reply(result, handler_plugin)
+                    if cid is None:
+                        pending = (result, handler_plugin, None)
+                        break
+                    task = self.loop.create_task(self._serve_concurrent(result, handler_plugin, cid))
+                    concurrent.add(task)
+                elif result is not None:
+                    self.send_reply(result, handler_plugin, cid)
         finally:
             self.flush()
         self._after_writes()
-        if pending is None:
+        if pending is None and not concurrent:
             self._arm(progressed)
         else:
             self.expect(None, "")
         return pending
 
-    async def _serve_awaited(
-        self, result: Awaitable[Any], handler_plugin: AuthPluginProtocol | None
-    ) -> None:
-        """Await a handler's reply, send it, and go on with the frames that
-        arrived meanwhile (awaiting each handler that needs it, in turn)."""
-        pending: tuple[Awaitable[Any], AuthPluginProtocol | None] | None = (result, handler_plugin)
+    async def _reply_when_done(self, awaited: _Awaited) -> None:
+        """Await a handler's result and send it as the reply."""
+        result, handler_plugin, cid = awaited
+        try:
+            reply = await result
+        except Exception as exc:
+            reply, handler_plugin = self.server._error_reply(self, exc), None
+        if reply is not None and not self.is_lost:
+            self.send_reply(reply, handler_plugin, cid)
+            self._after_writes()
+
+    async def _serve_awaited(self, first: _Awaited) -> None:
+        """Await an in-order handler's reply, send it, and go on with the
+        frames that arrived meanwhile (awaiting each in-order one in turn)."""
+        pending: _Awaited | None = first
         try:
             while pending is not None:
-                try:
-                    reply = await pending[0]
-                except Exception as exc:
-                    reply, plugin = self.server._error_reply(self, exc), None
-                else:
-                    plugin = pending[1]
-                if reply is not None:
-                    self.send_reply(reply, plugin)
-                    self._after_writes()
+                await self._reply_when_done(pending)
                 pending = None
-                if self.is_lost:
-                    return
-                if self.server._closing:
+                if self.is_lost or self.server._closing:
                     break
                 if not self.write_paused:
                     pending = self._dispatch_buffered()
@@ -211,16 +234,47 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
             return
         finally:
             self.task = None
+        self._after_handlers()
+
+    async def _serve_concurrent(
+        self, result: Awaitable[Any], handler_plugin: AuthPluginProtocol | None, cid: int
+    ) -> None:
+        """Await a correlated request's handler and send its reply."""
+        try:
+            await self._reply_when_done((result, handler_plugin, cid))
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self.concurrent.discard(task)
+        if self.task is None:
+            if not self.is_lost and not self.server._closing and not self.write_paused:
+                self._run()
+            self._after_handlers()
+
+    def _after_handlers(self) -> None:
+        """A handler task ended: close once stopping or at end of input."""
+        if self.is_lost or self.task is not None or self.concurrent:
+            return
         if self.server._closing:
             self.server._closed_after_reply(self)
             return
-        if not self.write_paused:
+        if not self.write_paused and self.decoder.buffered <= READ_AHEAD:
             self._resume_reading()
         if self._eof:
             self._end_of_input()
 
-    def send_reply(self, reply: MessageProtocol, handler_plugin: AuthPluginProtocol | None) -> None:
-        """Sign, encode and send (or batch) a reply; a failure is contained."""
+    def send_reply(
+        self,
+        reply: MessageProtocol,
+        handler_plugin: AuthPluginProtocol | None,
+        cid: int | None,
+    ) -> None:
+        """Sign, encode and send (or batch) a reply, with the request's
+        correlation id; a failure is contained."""
+        if cid is not None:
+            set_correlation_id(reply, cid)
         data = self.server._encode_reply(self, reply, handler_plugin)
         if data is not None:
             self.write(data)
@@ -295,12 +349,12 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                 data = await reader.read(_STREAM_READ_SIZE)
                 if not data:
                     self._eof = True
-                    if self.task is None:
+                    if self.task is None and not self.concurrent:
                         self._end_of_input()
                     break
                 self.data_received(data)
-            if self.task is not None:
-                await asyncio.gather(self.task, return_exceptions=True)
+            while self.task is not None or self.concurrent:
+                await asyncio.gather(*self.handler_tasks(), return_exceptions=True)
         except OSError as exc:  # reset, broken pipe, TLS failure
             self.logger.info("Connection from %s lost: %s", self.peer, exc)
         except asyncio.CancelledError:

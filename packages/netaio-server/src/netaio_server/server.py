@@ -419,13 +419,15 @@ class TCPServer(Endpoint[MessageT]):
         # A handler may call stop(): its own connection is not waited for nor
         # closed here; it ends once the handler has replied.
         current = asyncio.current_task()
-        connections = [c for c in self._connections.values() if c.task is not current]
-        busy = [c.task for c in connections if c.task is not None]
+        connections = [
+            c for c in self._connections.values() if current not in c.handler_tasks()
+        ]
+        busy = [task for c in connections for task in c.handler_tasks()]
         if busy and grace > 0:
             await asyncio.wait(busy, timeout=grace)
         for connection in connections:
-            if connection.task is not None:
-                connection.task.cancel()
+            for task in connection.handler_tasks():
+                task.cancel()
             self._shut(connection)
         closing = [c.closed for c in connections if not c.closed.done()]
         if closing:
