@@ -193,8 +193,8 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                     if cid is None:
                         pending = (result, handler_plugin, None)
                         break
-                    task = self.loop.create_task(self._serve_concurrent(result, handler_plugin, cid))
-                    concurrent.add(task)
+                    serve = self._serve_concurrent(result, handler_plugin, cid)
+                    concurrent.add(self.loop.create_task(serve))
                 elif result is not None:
                     self.send_reply(result, handler_plugin, cid)
         finally:

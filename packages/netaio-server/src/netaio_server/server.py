@@ -419,9 +419,7 @@ class TCPServer(Endpoint[MessageT]):
         # A handler may call stop(): its own connection is not waited for nor
         # closed here; it ends once the handler has replied.
         current = asyncio.current_task()
-        connections = [
-            c for c in self._connections.values() if current not in c.handler_tasks()
-        ]
+        connections = [c for c in self._connections.values() if current not in c.handler_tasks()]
         busy = [task for c in connections for task in c.handler_tasks()]
         if busy and grace > 0:
             await asyncio.wait(busy, timeout=grace)
