@@ -31,11 +31,14 @@ from netaio_core import (
     MessageT,
     MessageType,
     NotConnectedError,
-    keys_extractor,
+)
+from netaio_core import (
+    keys_extractor as default_keys_extractor,
 )
 from netaio_core.correlation import set_correlation_id
 
 from .connection import ClientConnection
+from .subscription import Subscription
 
 __all__ = ["TCPClient", "default_client_logger"]
 
@@ -67,12 +70,13 @@ class TCPClient(Endpoint[MessageT]):
         body_class: type[BodyProtocol] = Body,
         message_class: type[MessageT] = Message,  # type: ignore[assignment]
         handlers: Mapping[Hashable, Handler[MessageT] | HandlerEntry[MessageT]] = {},
-        extract_keys: Callable[[MessageT], list[Hashable]] = keys_extractor,
+        extract_keys: Callable[[MessageT], list[Hashable]] = default_keys_extractor,
         logger: logging.Logger = default_client_logger,
         auth_plugin: AuthPluginProtocol | None = None,
         *,
         auth_fields_class: type[AuthFieldsProtocol] = AuthFields,
         limits: Limits | None = None,
+        keys_extractor: Callable[[MessageT], list[Hashable]] | None = None,
     ) -> None:
         """Initialize the TCPClient. Args:
         host: The default host address (IPv4, IPv6 or a name).
@@ -86,13 +90,14 @@ class TCPClient(Endpoint[MessageT]):
         logger: The logger to use.
         auth_plugin: The auth plugin to use.
         auth_fields_class: The auth fields class to decode with.
-        limits: Frame size and connect timeout limits.
+        limits: Frame size, connect timeout and queue limits.
+        keys_extractor: An alias of ``extract_keys`` (the server's name).
         """
         super().__init__(
             header_class,
             body_class,
             message_class,
-            extract_keys,
+            extract_keys if keys_extractor is None else keys_extractor,
             logger,
             auth_plugin,
             auth_fields_class,
@@ -284,6 +289,21 @@ class TCPClient(Endpoint[MessageT]):
         return await self.request(
             uri, message_type=MessageType.DELETE_URI, timeout=timeout, server=server
         )
+
+    def subscribe(
+        self, uri: bytes, *, server: Server | None = None, timeout: float = 10.0
+    ) -> Subscription[MessageT]:
+        """Subscribe to ``uri`` for as long as an ``async with`` lasts::
+
+            async with client.subscribe(b"room") as feed:
+                async for message in feed:
+                    ...
+
+        Entering sends SUBSCRIBE_URI and waits for CONFIRM_SUBSCRIBE (a
+        server with ``enable_subscriptions()`` answers it); the NOTIFY_URI
+        messages for ``uri`` then go to the feed, not to handlers or
+        ``receive_once``; leaving sends UNSUBSCRIBE_URI."""
+        return Subscription(self, uri, server, timeout)
 
     # -- receiving -----------------------------------------------------------
 

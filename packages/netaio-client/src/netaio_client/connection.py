@@ -25,6 +25,7 @@ from netaio_core import (
     FrameError,
     MessageReader,
     MessageT,
+    MessageType,
     ProtocolError,
 )
 from netaio_core.correlation import PendingRequests
@@ -32,6 +33,7 @@ from netaio_core.transport import StreamConnection
 
 if TYPE_CHECKING:
     from .client import TCPClient
+    from .subscription import Subscription
 
 __all__ = ["ClientConnection", "ConnectionReader"]
 
@@ -80,7 +82,8 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         self.reader = ConnectionReader(self, limit=2 * frames.max_frame_size)
         self.consumers = 0  # receive loops running on this connection
         self._queue: deque[MessageT | ProtocolError] = deque()
-        self._max_queue = client.limits.max_queue
+        self.max_queue = client.limits.max_queue
+        self.feeds: dict[bytes, Subscription[MessageT]] = {}  # client-side subscriptions
         self._waiter: asyncio.Future[None] | None = None
         self._raw = False
         self._read_paused = False
@@ -131,10 +134,20 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
                         "Dropping a reply from %s that matches no pending request", self.name
                     )
                     continue
+            if self.feeds and message.header.message_type is MessageType.NOTIFY_URI:
+                feed = self.feeds.get(message.body.uri)
+                if feed is not None:
+                    try:
+                        verify(message)
+                    except Exception as exc:
+                        self.logger.warning("Dropping a notification from %s: %s", self.name, exc)
+                    else:
+                        feed.deliver(message)
+                    continue
             queue.append(message)
         if queue:
             self._wake()
-            if len(queue) >= self._max_queue:
+            if len(queue) >= self.max_queue:
                 self._queue_full()
 
     def eof_received(self) -> bool:
@@ -146,8 +159,10 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         super().connection_lost(exc)
         if self._raw and not self.reader.at_eof():
             self.reader.feed_eof()
-        self.pending.fail_all(self._closed_error())
+        self.pending.fail_all(self.closed_error())
         self._wake()
+        for feed in self.feeds.values():
+            feed.wake()
         self.client._lost(self)
 
     # -- taking messages -----------------------------------------------------
@@ -161,7 +176,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
                 if isinstance(item, FrameError):
                     raise item
                 queue.popleft()
-                if self._read_paused and len(queue) < self._max_queue // 2:
+                if self._read_paused and len(queue) < self.max_queue // 2:
                     self._resume_reading()
                 if isinstance(item, ProtocolError):
                     raise item
@@ -169,7 +184,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
             if self._raw:
                 return await self.frames.read(self.reader)
             if self.is_lost:
-                raise self._closed_error()
+                raise self.closed_error()
             if self._waiter is not None:
                 raise RuntimeError(
                     f"another task is already receiving from {self.name}: use one "
@@ -194,12 +209,12 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         if self.consumers:
             self._pause_reading()
             return
-        while len(self._queue) > self._max_queue:
+        while len(self._queue) > self.max_queue:
             item = self._queue.popleft()
             self.logger.warning(
                 "Receive queue for %s is full (max_queue=%d) and nothing reads it: dropping %s",
                 self.name,
-                self._max_queue,
+                self.max_queue,
                 type(item).__name__,
             )
 
@@ -213,7 +228,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
             self._read_paused = False
             self.transport.resume_reading()
 
-    def _closed_error(self) -> ConnectionClosedError:
+    def closed_error(self) -> ConnectionClosedError:
         if self.decoder.buffered:
             return ConnectionClosedError(
                 f"connection to {self.name} closed in the middle of a frame", partial=True

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from .auth_section import AuthValue, decode_auth_fields, encode_auth_fields
 from .codec import MAX_SECTION_LENGTH, AuthFields, Body, Header, Message, MessageType
-from .defaults import keys_extractor, make_error_response
+from .correlation import CORRELATION_FIELD, PendingRequests, correlation_id, set_correlation_id
+from .defaults import (
+    keys_extractor,
+    make_error_msg,
+    make_error_response,
+    make_not_found_msg,
+    make_not_permitted_msg,
+    make_ok_msg,
+    make_respond_uri_msg,
+)
 from .dispatch import Endpoint, HandlerEntry
 from .errors import (
     AuthenticationError,
@@ -34,6 +43,7 @@ from .protocols import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CORRELATION_FIELD",
     "MAX_SECTION_LENGTH",
     "PROTOCOL_MAX_FRAME_SIZE",
     "AuthFields",
@@ -64,11 +74,19 @@ __all__ = [
     "MessageType",
     "NetaioError",
     "NotConnectedError",
+    "PendingRequests",
     "ProtocolError",
     "UnknownMessageTypeError",
+    "correlation_id",
     "decode_auth_fields",
     "encode_auth_fields",
     "keys_extractor",
+    "make_error_msg",
     "make_error_response",
+    "make_not_found_msg",
+    "make_not_permitted_msg",
+    "make_ok_msg",
+    "make_respond_uri_msg",
     "read_message",
+    "set_correlation_id",
 ]

@@ -8,7 +8,9 @@ import logging
 import ssl as ssl_module
 from collections.abc import Callable, Hashable, Iterable
 from functools import partial
+from inspect import isawaitable
 from types import TracebackType
+from typing import Any
 
 from netaio_core import (
     AuthenticationError,
@@ -33,7 +35,10 @@ from netaio_core import (
 
 from .connection import ServerConnection
 
-__all__ = ["TCPServer", "default_server_logger", "not_found_handler"]
+__all__ = ["ConnectionHook", "TCPServer", "default_server_logger", "not_found_handler"]
+
+ConnectionHook = Callable[[asyncio.StreamWriter], object]
+"""A function (or coroutine function) called with a connection's writer."""
 
 default_server_logger = logging.getLogger("netaio.server")
 default_server_logger.setLevel(logging.INFO)
@@ -78,6 +83,7 @@ class TCPServer(Endpoint[MessageT]):
         limits: Limits | None = None,
         ssl: ssl_module.SSLContext | None = None,
         backlog: int = 1024,
+        extract_keys: Callable[[MessageT], list[Hashable]] | None = None,
     ) -> None:
         """Initialize the TCPServer. Args:
         host: The host to listen on.
@@ -98,12 +104,13 @@ class TCPServer(Endpoint[MessageT]):
             requires client certificates).
         backlog: The listen backlog: connections the kernel queues before
             they are accepted.
+        extract_keys: An alias of ``keys_extractor`` (the client's name).
         """
         super().__init__(
             header_class,
             body_class,
             message_class,
-            keys_extractor,
+            keys_extractor if extract_keys is None else extract_keys,
             logger,
             auth_plugin,
             auth_fields_class,
@@ -119,6 +126,9 @@ class TCPServer(Endpoint[MessageT]):
         self.backlog = backlog
         self._connections: dict[asyncio.StreamWriter, ServerConnection[MessageT]] = {}
         self._listener: asyncio.Server | None = None
+        self._connect_hooks: list[ConnectionHook] = []
+        self._disconnect_hooks: list[ConnectionHook] = []
+        self._hook_tasks: set[asyncio.Future[Any]] = set()
         self._started = asyncio.Event()
         self._stopped = asyncio.Event()
         self._start_error: Exception | None = None
@@ -150,6 +160,62 @@ class TCPServer(Endpoint[MessageT]):
         connection = self._connections.get(writer)
         if connection is not None:
             connection.keys.discard(key)
+
+    def enable_subscriptions(self, auth_plugin: AuthPluginProtocol | None = None) -> None:
+        """Serve SUBSCRIBE_URI and UNSUBSCRIBE_URI: the sender is subscribed
+        to (unsubscribed from) the message's uri and gets CONFIRM_SUBSCRIBE
+        (CONFIRM_UNSUBSCRIBE) back. ``auth_plugin`` guards both, beside the
+        server's own. Then ``notify(uri, message)`` reaches the subscribers,
+        and ``TCPClient.subscribe(uri)`` works against this server."""
+
+        def subscribe(message: MessageT, writer: asyncio.StreamWriter) -> MessageT:
+            self.subscribe(message.body.uri, writer)
+            return self._confirm(message, MessageType.CONFIRM_SUBSCRIBE)
+
+        def unsubscribe(message: MessageT, writer: asyncio.StreamWriter) -> MessageT:
+            self.unsubscribe(message.body.uri, writer)
+            return self._confirm(message, MessageType.CONFIRM_UNSUBSCRIBE)
+
+        self.add_handler(MessageType.SUBSCRIBE_URI, subscribe, auth_plugin)
+        self.add_handler(MessageType.UNSUBSCRIBE_URI, unsubscribe, auth_plugin)
+
+    def _confirm(self, message: MessageProtocol, message_type: MessageType) -> MessageT:
+        body_class: Any = self.body_class  # the Protocol's prepare() names content only
+        confirm = self.message_class.prepare(
+            body_class.prepare(b"", message.body.uri), message_type
+        )
+        return confirm  # type: ignore[return-value]
+
+    # -- connection hooks ------------------------------------------------------
+
+    def on_connect(self, hook: ConnectionHook) -> ConnectionHook:
+        """Decorator: call ``hook(writer)`` (a function or a coroutine
+        function) for every connection the server accepts."""
+        self._connect_hooks.append(hook)
+        return hook
+
+    def on_disconnect(self, hook: ConnectionHook) -> ConnectionHook:
+        """Decorator: call ``hook(writer)`` once a connection has ended and
+        left ``clients`` and ``subscriptions``."""
+        self._disconnect_hooks.append(hook)
+        return hook
+
+    def _run_hooks(self, hooks: list[ConnectionHook], writer: asyncio.StreamWriter) -> None:
+        """Call connection hooks; a failing one is logged, never fatal."""
+        for hook in hooks:
+            try:
+                result = hook(writer)
+                if isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    self._hook_tasks.add(task)
+                    task.add_done_callback(self._hook_done)
+            except Exception:
+                self.logger.exception("Connection hook %r failed", hook)
+
+    def _hook_done(self, task: asyncio.Future[Any]) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.logger.error("Connection hook failed", exc_info=task.exception())
 
     # -- connections ---------------------------------------------------------
 
@@ -187,6 +253,8 @@ class TCPServer(Endpoint[MessageT]):
         self.logger.info("Client connected from %s", connection.peer)
         self._connections[connection.writer] = connection
         self.clients.add(connection.writer)
+        if self._connect_hooks:
+            self._run_hooks(self._connect_hooks, connection.writer)
         return True
 
     def _forget(self, connection: ServerConnection[MessageT], exc: Exception | None) -> None:
@@ -200,6 +268,8 @@ class TCPServer(Endpoint[MessageT]):
             self.logger.info("Client disconnected from %s", connection.peer)
         else:
             self.logger.info("Connection from %s lost: %s", connection.peer, exc)
+        if self._disconnect_hooks:
+            self._run_hooks(self._disconnect_hooks, writer)
 
     def _error_reply(
         self, connection: ServerConnection[MessageT], exc: Exception

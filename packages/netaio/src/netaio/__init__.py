@@ -7,7 +7,7 @@ netaio-core, netaio-auth, netaio-client and netaio-server.
 from __future__ import annotations
 
 from netaio_auth import HMACAuthPlugin
-from netaio_client import TCPClient, default_client_logger
+from netaio_client import Subscription, SubscriptionError, TCPClient, default_client_logger
 from netaio_core import (
     AuthFields,
     AuthFieldsProtocol,
@@ -23,7 +23,12 @@ from netaio_core import (
     MessageProtocol,
     MessageType,
     keys_extractor,
+    make_error_msg,
     make_error_response,
+    make_not_found_msg,
+    make_not_permitted_msg,
+    make_ok_msg,
+    make_respond_uri_msg,
 )
 from netaio_core.errors import (
     AuthenticationError,
@@ -65,13 +70,20 @@ __all__ = [
     "NetaioError",
     "NotConnectedError",
     "ProtocolError",
+    "Subscription",
+    "SubscriptionError",
     "TCPClient",
     "TCPServer",
     "UnknownMessageTypeError",
     "default_client_logger",
     "default_server_logger",
     "keys_extractor",
+    "make_error_msg",
     "make_error_response",
+    "make_not_found_msg",
+    "make_not_permitted_msg",
+    "make_ok_msg",
+    "make_respond_uri_msg",
     "version",
 ]
 
