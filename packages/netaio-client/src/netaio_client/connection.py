@@ -153,6 +153,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
     def eof_received(self) -> bool:
         if self._raw:
             self.reader.feed_eof()
+        self.transport.close()  # marks a TLS transport closed too
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:

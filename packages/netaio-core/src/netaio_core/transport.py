@@ -12,6 +12,7 @@ and the batch leaves in one ``transport.write``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any, Generic, cast
@@ -96,6 +97,11 @@ class StreamConnection(asyncio.Protocol, Generic[MessageT]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if not self.transport.is_closing():
+            # A TLS transport whose peer ended it is not marked closed by
+            # itself on every Python version (a ResourceWarning on 3.10).
+            with contextlib.suppress(Exception):
+                self.transport.close()
         self.cancel_deadline()
         self._wake_drainers(ConnectionResetError("connection lost") if exc is None else exc)
         if not self._closed.done():

@@ -490,6 +490,7 @@ class TCPServer(Endpoint[MessageT]):
         # closed here; it ends once the handler has replied.
         current = asyncio.current_task()
         connections = [c for c in self._connections.values() if current not in c.handler_tasks()]
+        from_handler = len(connections) < len(self._connections)
         busy = [task for c in connections for task in c.handler_tasks()]
         if busy and grace > 0:
             await asyncio.wait(busy, timeout=grace)
@@ -503,7 +504,7 @@ class TCPServer(Endpoint[MessageT]):
             for connection in connections:
                 if not connection.closed.done():
                     connection.transport.abort()
-        if len(connections) == len(self._connections):  # not called from a handler
+        if not from_handler:  # (on 3.12+ it also waits for the caller's connection)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(listener.wait_closed(), self.limits.write_timeout)
         self._stopped.set()
