@@ -142,6 +142,8 @@ async def test_idle_timeout_spares_a_connection_whose_handler_is_running(
     "start",
     [
         pytest.param(request(b"never finished").encode()[:12], id="known-type"),
+        # A partial header is a started frame: the timeout runs from its first byte.
+        pytest.param(request(b"never finished").encode()[:5], id="partial-header"),
         # A frame of an unknown type is skipped, under the same timeout.
         pytest.param(b"\x63\x00\x00\x00\x64\x00\x00\x00\x00" + bytes(50), id="unknown-type"),
     ],
@@ -172,6 +174,8 @@ def test_limits_refuse_unsafe_values() -> None:
         {"connect_timeout": 0},
         {"write_timeout": 0},
         {"shutdown_grace": -1},
+        {"max_concurrent_requests": 0},
+        {"max_queue": 0},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Limits(**bad)
@@ -187,4 +191,6 @@ def test_default_limits_are_the_documented_ones() -> None:
     assert limits.write_timeout == 10.0
     assert limits.connect_timeout == 10.0
     assert limits.shutdown_grace == 5.0
+    assert limits.max_concurrent_requests == 64
+    assert limits.max_queue == 1024
     assert TCPServer().limits == limits
