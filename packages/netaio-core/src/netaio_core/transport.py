@@ -20,7 +20,11 @@ from typing import Any, Generic, cast
 from .framing import FrameDecoder
 from .protocols import MessageT
 
-__all__ = ["ConnectionWriter", "StreamConnection", "format_peer"]
+__all__ = ["BATCH_LIMIT", "ConnectionWriter", "StreamConnection", "format_peer"]
+
+BATCH_LIMIT = 64 * 1024
+"""Bytes a batch of writes collects before it is sent: the transport's flow
+control (``pause_writing``) then stops the dispatch of further frames."""
 
 
 def format_peer(peer: object) -> str:
@@ -77,6 +81,7 @@ class StreamConnection(asyncio.Protocol, Generic[MessageT]):
         self.deadline_reason = ""
         self.write_paused = False
         self._batch: list[bytes] | None = None
+        self._batch_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._closed: asyncio.Future[None] = self.loop.create_future()
@@ -144,23 +149,32 @@ class StreamConnection(asyncio.Protocol, Generic[MessageT]):
     # -- writing -------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Send ``data``, or add it to the batch being collected."""
+        """Send ``data``, or add it to the batch being collected (which is
+        sent at once when it reaches ``BATCH_LIMIT`` bytes, so that flow
+        control sees it)."""
+        if self._lost:
+            return
         batch = self._batch
-        if batch is not None:
-            batch.append(data)
-        else:
+        if batch is None:
             self.transport.write(data)
+            return
+        batch.append(data)
+        self._batch_bytes += len(data)
+        if self._batch_bytes >= BATCH_LIMIT:
+            self.flush()
+            self.begin_batch()
 
     def begin_batch(self) -> None:
         """Collect writes until ``flush``."""
         if self._batch is None:
             self._batch = []
+            self._batch_bytes = 0
 
     def flush(self) -> None:
         """Send the collected batch in one write and stop collecting."""
         batch = self._batch
         self._batch = None
-        if batch:
+        if batch and not self._lost:
             self.transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
 
     # -- the deadline --------------------------------------------------------

@@ -26,7 +26,7 @@ from netaio_core import (
     MessageT,
 )
 from netaio_core.correlation import correlation_id, fields_correlation_id, set_correlation_id
-from netaio_core.transport import ConnectionWriter, StreamConnection
+from netaio_core.transport import BATCH_LIMIT, ConnectionWriter, StreamConnection
 
 if TYPE_CHECKING:
     from .server import TCPServer
@@ -64,6 +64,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         self._resumed: asyncio.Future[None] | None = None  # the stream loop waiting to read
         self._eof = False
         self._frame_started = False
+        self._drain_first = False
         if writer is not None:
             self.writer = writer
             self.connection_made(writer.transport)
@@ -197,6 +198,8 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                     concurrent.add(self.loop.create_task(serve))
                 elif result is not None:
                     self.send_reply(result, handler_plugin, cid)
+                    if self._stream and self._backlogged():
+                        break
         finally:
             self.flush()
         self._after_writes()
@@ -279,6 +282,13 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         if data is not None:
             self.write(data)
 
+    def _backlogged(self) -> bool:
+        """(The stream path, whose writer's flow control is not ours.) True
+        when the peer has more than ``BATCH_LIMIT`` bytes unsent: the stream
+        loop then drains before dispatching more."""
+        self._drain_first = self.transport.get_write_buffer_size() > BATCH_LIMIT
+        return self._drain_first
+
     def _after_writes(self) -> None:
         """Drop the peer if its unsent bytes passed ``write_buffer_limit``."""
         if self.is_lost:
@@ -342,6 +352,20 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         wait for the handler in progress and close the writer."""
         try:
             while not self.is_lost and not self.transport.is_closing():
+                if self._drain_first:
+                    self._drain_first = False
+                    try:
+                        await asyncio.wait_for(
+                            self.writer.drain(), self.server.limits.write_timeout
+                        )
+                    except asyncio.TimeoutError:
+                        self.server._drop(
+                            self.writer, None, "write_timeout reached (slow consumer)"
+                        )
+                        break
+                    if self.task is None:
+                        self._run()
+                    continue
                 if self._read_paused:
                     self._resumed = self.loop.create_future()
                     await self._resumed
