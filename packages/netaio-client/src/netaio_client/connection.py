@@ -28,7 +28,7 @@ from netaio_core import (
     MessageType,
     ProtocolError,
 )
-from netaio_core.correlation import PendingRequests
+from netaio_core.correlation import PendingRequests, correlation_id
 from netaio_core.transport import StreamConnection
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
                 break
             if message is None:
                 break
-            if pending:
+            if pending or correlation_id(message) is not None:
                 try:
                     verify(message)
                 except Exception as exc:
