@@ -13,6 +13,11 @@
         from 0.0.2"), then CREATE_URI b"nowhere", then waits for one message
         pushed by the server; prints one JSON line per message received.
 
+    python netaio_002_peer.py client-burst PORT N
+        With 0.0.2's TCPClient: sends N REQUEST_URI b"burst" messages
+        (contents b"0" .. b"N-1") back to back, then reads N replies and
+        prints one JSON line per reply, in the order received.
+
 Each printed message is {"type": int, "uri": hex, "content": hex,
 "auth": [field names]}. This file imports only 0.0.2's netaio and the
 standard library: it never runs in the interpreter that has our packages.
@@ -92,6 +97,16 @@ async def client(port: int) -> None:
     await peer.close()
 
 
+async def client_burst(port: int, count: int) -> None:
+    peer = TCPClient(host="127.0.0.1", port=port)
+    await asyncio.wait_for(peer.connect(), TIMEOUT)
+    for n in range(count):
+        await peer.send(make(b"burst", str(n).encode(), MessageType.REQUEST_URI))
+    for _ in range(count):
+        emit(describe(await asyncio.wait_for(peer.receive_once(), TIMEOUT)))
+    await peer.close()
+
+
 def main() -> None:
     if version("netaio") != "0.0.2":
         sys.exit(f"this peer needs netaio 0.0.2, found {version('netaio')}")
@@ -99,8 +114,10 @@ def main() -> None:
         asyncio.run(serve())
     elif len(sys.argv) == 3 and sys.argv[1] == "client":
         asyncio.run(client(int(sys.argv[2])))
+    elif len(sys.argv) == 4 and sys.argv[1] == "client-burst":
+        asyncio.run(client_burst(int(sys.argv[2]), int(sys.argv[3])))
     else:
-        sys.exit("usage: netaio_002_peer.py server | client PORT")
+        sys.exit("usage: netaio_002_peer.py server | client PORT | client-burst PORT N")
 
 
 if __name__ == "__main__":

@@ -166,3 +166,78 @@ def test_peer_script_refuses_to_run_with_our_netaio():
     )
     assert done.returncode != 0
     assert "0.0.2" in done.stderr
+
+
+async def test_netaio_002_client_burst_is_answered_in_order_by_async_handlers():
+    """0.0.2's frames carry no correlation id: our server answers them one at
+    a time, in order, even when the handler is async and earlier messages
+    take longer than later ones."""
+    count = 8
+    server: TCPServer[Message] = TCPServer(host="127.0.0.1", port=0)
+    active = 0
+    most_active = 0
+
+    @server.on((MessageType.REQUEST_URI, b"burst"))
+    async def burst(message: Message, writer: asyncio.StreamWriter) -> Message:
+        nonlocal active, most_active
+        active += 1
+        most_active = max(most_active, active)
+        try:
+            await asyncio.sleep(0.003 * (count - int(message.body.content)))  # the work
+        finally:
+            active -= 1
+        return msg(b"burst", message.body.content, MessageType.RESPOND_URI)
+
+    async with server, old_peer("client-burst", str(server.port), str(count)) as proc:
+        replies = [await read_json_line(proc) for _ in range(count)]
+        assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+
+    assert [bytes.fromhex(r["content"]) for r in replies] == [str(n).encode() for n in range(count)]
+    assert all(r["type"] == MessageType.RESPOND_URI.value for r in replies)
+    assert all(r["auth"] == [] for r in replies)  # no cid for a peer that sent none
+    assert most_active == 1
+
+
+async def test_our_request_against_netaio_002_server_matches_replies_in_order():
+    """0.0.2 echoes no correlation id: request() matches its replies in order,
+    for sequential requests, concurrent ones to one handler, and errors."""
+    async with old_peer("server") as proc:
+        port = (await read_json_line(proc))["port"]
+        async with TCPClient(port=port) as client:
+            await asyncio.wait_for(client.connect(), TIMEOUT)
+
+            sequential = [
+                (await client.request(b"echo", f"seq {n}".encode(), timeout=TIMEOUT)).body.content
+                for n in range(5)
+            ]
+            missing = await client.request(
+                b"nowhere", b"?", message_type=MessageType.CREATE_URI, timeout=TIMEOUT
+            )
+            tokens = [f"concurrent {n}".encode() for n in range(20)]
+            concurrent = await asyncio.wait_for(
+                asyncio.gather(*(client.request(b"echo", t, timeout=TIMEOUT) for t in tokens)),
+                TIMEOUT,
+            )
+            created = await client.create(b"nowhere", b"x", timeout=TIMEOUT)
+            after = await client.request(b"echo", b"after", timeout=TIMEOUT)
+            # Notifications still reach the receive queue, not a request.
+            confirmed = await client.request(
+                b"topic", message_type=MessageType.SUBSCRIBE_URI, timeout=TIMEOUT
+            )
+            published = await client.request(b"publish", b"topic", timeout=TIMEOUT)
+            pushed = await asyncio.wait_for(client.receive_once(), TIMEOUT)
+
+    assert sequential == [f"seq {n}".encode() for n in range(5)]
+    assert missing.header.message_type is MessageType.NOT_FOUND
+    assert [r.body.content for r in concurrent] == tokens
+    assert all(r.header.message_type is MessageType.RESPOND_URI for r in concurrent)
+    assert created.header.message_type is MessageType.NOT_FOUND
+    assert after.body.content == b"after"
+    assert confirmed.header.message_type is MessageType.CONFIRM_SUBSCRIBE
+    assert published.header.message_type is MessageType.OK
+    assert pushed is not None
+    assert (pushed.header.message_type, pushed.body.content) == (
+        MessageType.NOTIFY_URI,
+        b"published by 0.0.2",
+    )
+    assert proc.returncode == 0
