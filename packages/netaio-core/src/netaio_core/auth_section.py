@@ -291,6 +291,20 @@ def _decode_small(data: bytes) -> dict[str, AuthValue] | None:
     return fields if pos == n else None
 
 
+def auth_field_count(data: bytes) -> int:
+    """How many fields an auth section says it holds, read from its first
+    bytes only (0 for an empty section): a limit can refuse a section
+    before its fields are built. ``DecodeError`` for a malformed start."""
+    if not data or data == EMPTY_AUTH_SECTION:
+        return 0
+    cur = _Cursor(data)
+    code = cur.byte("dict code")
+    if code & 0x3F != _DICT:
+        raise DecodeError("auth section malformed: not a dict")
+    cur.byte("dict item category")
+    return cur.length(code & 0xC0, "dict item count")
+
+
 def decode_auth_fields(data: bytes) -> dict[str, AuthValue]:
     """Decode an auth section; raise ``DecodeError`` for anything malformed.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Hashable, Mapping
-from inspect import isawaitable
+from inspect import isawaitable, iscoroutinefunction
 from typing import Any, Generic, TypeAlias
 
 from .codec import AuthFields, Body, Header, Message
@@ -37,6 +37,19 @@ HandlerEntry: TypeAlias = tuple[Handler[MessageT], AuthPluginProtocol | None]
 
 _DEFAULT_LIMITS = Limits()
 _LOGGER = logging.getLogger("netaio")
+
+
+def _threaded(handler: Handler[MessageT]) -> Handler[MessageT]:
+    """A coroutine function that runs ``handler`` in a worker thread."""
+
+    async def in_thread(message: MessageT, writer: asyncio.StreamWriter) -> MessageT | None:
+        result = await asyncio.to_thread(handler, message, writer)
+        if isawaitable(result):
+            raise TypeError("in_thread=True is for plain functions, not coroutine functions")
+        return result
+
+    in_thread.__wrapped__ = handler  # type: ignore[attr-defined]
+    return in_thread
 
 
 class Endpoint(Generic[MessageT]):
@@ -90,24 +103,39 @@ class Endpoint(Generic[MessageT]):
         key: Hashable,
         handler: Handler[MessageT],
         auth_plugin: AuthPluginProtocol | None = None,
+        *,
+        in_thread: bool = False,
     ) -> None:
         """Register a handler for a specific key. The handler must accept a
         message and the connection's StreamWriter, and return a message,
         None, or a Coroutine that resolves to a message or None. If an auth
         plugin is provided, it will be used to check the message in addition
         to the endpoint's own auth plugin, and to sign the handler's reply.
-        Registering a key again replaces its handler."""
+        Registering a key again replaces its handler.
+
+        A plain function runs on the event loop: while it runs, nothing else
+        does. ``in_thread=True`` runs a blocking one in a worker thread
+        (``asyncio.to_thread``) instead; it must then not touch the loop's
+        objects except through ``loop.call_soon_threadsafe``."""
         self.logger.debug("Adding handler for key=%s", key)
+        if in_thread:
+            if iscoroutinefunction(handler):
+                raise TypeError("in_thread=True is for plain functions, not coroutine functions")
+            handler = _threaded(handler)
         self.handlers[key] = (handler, auth_plugin)
 
     def on(
-        self, key: Hashable, auth_plugin: AuthPluginProtocol | None = None
+        self,
+        key: Hashable,
+        auth_plugin: AuthPluginProtocol | None = None,
+        *,
+        in_thread: bool = False,
     ) -> Callable[[Handler[MessageT]], Handler[MessageT]]:
         """Decorator to register a handler for a specific key (see
         ``add_handler``); returns the function unchanged."""
 
         def decorator(func: Handler[MessageT]) -> Handler[MessageT]:
-            self.add_handler(key, func, auth_plugin)
+            self.add_handler(key, func, auth_plugin, in_thread=in_thread)
             return func
 
         return decorator
@@ -150,23 +178,29 @@ class Endpoint(Generic[MessageT]):
 
     def message_reader(self) -> MessageReader[MessageT]:
         """A frame reader for the current classes and limits."""
+        limits = self.limits
         return MessageReader(
             self.header_class,
             self.auth_fields_class,
             self.body_class,
             self.message_class,
-            self.limits.max_frame_size,
+            limits.max_frame_size,
+            max_auth_size=limits.max_auth_size,
+            max_auth_fields=limits.max_auth_fields,
         )
 
     def frame_decoder(self) -> FrameDecoder[MessageT]:
         """A sans-I/O frame decoder for one connection, with the current
         classes and limits."""
+        limits = self.limits
         return FrameDecoder(
             self.header_class,
             self.auth_fields_class,
             self.body_class,
             self.message_class,
-            self.limits.max_frame_size,
+            limits.max_frame_size,
+            max_auth_size=limits.max_auth_size,
+            max_auth_fields=limits.max_auth_fields,
         )
 
     async def dispatch(

@@ -94,3 +94,7 @@ class AuthenticationError(NetaioError):
         super().__init__("message failed the auth check")
         self.plugin = plugin
         self.key = key
+
+
+class LimitExceededError(NetaioError):
+    """An operation would pass one of the ``Limits`` (the message names it)."""

@@ -28,6 +28,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Generic
 
+from .auth_section import auth_field_count
 from .codec import AuthFields, Body, Header, Message
 from .errors import (
     ConnectionClosedError,
@@ -59,7 +60,10 @@ class FrameCodec(Generic[MessageT]):
         "body_class",
         "message_class",
         "max_frame_size",
+        "max_auth_size",
+        "max_auth_fields",
         "header_length",
+        "_count_fields",
     )
 
     def __init__(
@@ -69,13 +73,21 @@ class FrameCodec(Generic[MessageT]):
         body_class: type[BodyProtocol] = Body,
         message_class: type[MessageT] = Message,  # type: ignore[assignment]
         max_frame_size: int = PROTOCOL_MAX_FRAME_SIZE,
+        *,
+        max_auth_size: int | None = None,
+        max_auth_fields: int | None = None,
     ) -> None:
         self.header_class = header_class
         self.auth_fields_class = auth_fields_class
         self.body_class = body_class
         self.message_class = message_class
         self.max_frame_size = max_frame_size
+        self.max_auth_size = max_auth_size
+        self.max_auth_fields = max_auth_fields
         self.header_length = header_class.header_length()
+        # Fields are counted from the wire before decoding for the default
+        # auth section only; a custom class's format is its own.
+        self._count_fields = max_auth_fields is not None and auth_fields_class is AuthFields
 
     def decode_header(self, data: bytes) -> tuple[HeaderProtocol | UnknownMessageTypeError, int]:
         """Decode a header: the header (or, for an unknown message type, the
@@ -103,6 +115,8 @@ class FrameCodec(Generic[MessageT]):
     def decode_rest(self, header: HeaderProtocol, data: bytes) -> MessageT:
         """Decode the auth section and body that follow ``header``."""
         auth_length = header.auth_length
+        if auth_length > 3:
+            self._check_auth(data, auth_length)
         auth = None
         try:
             auth = self.auth_fields_class.decode(data[:auth_length])
@@ -117,6 +131,19 @@ class FrameCodec(Generic[MessageT]):
             error = DecodeError(f"malformed message: {exc}")
             error.auth_data = auth
             raise error from exc
+
+    def _check_auth(self, data: bytes, auth_length: int) -> None:
+        """Refuse an auth section over the size or field-count limit before
+        any field is built."""
+        limit = self.max_auth_size
+        if limit is not None and auth_length > limit:
+            raise DecodeError(f"auth section of {auth_length} bytes refused: the limit is {limit}")
+        if self._count_fields:
+            count = auth_field_count(data[:auth_length])
+            if count > self.max_auth_fields:  # type: ignore[operator]
+                raise DecodeError(
+                    f"auth section of {count} fields refused: the limit is {self.max_auth_fields}"
+                )
 
 
 class FrameDecoder(FrameCodec[MessageT]):
@@ -139,8 +166,19 @@ class FrameDecoder(FrameCodec[MessageT]):
         body_class: type[BodyProtocol] = Body,
         message_class: type[MessageT] = Message,  # type: ignore[assignment]
         max_frame_size: int = PROTOCOL_MAX_FRAME_SIZE,
+        *,
+        max_auth_size: int | None = None,
+        max_auth_fields: int | None = None,
     ) -> None:
-        super().__init__(header_class, auth_fields_class, body_class, message_class, max_frame_size)
+        super().__init__(
+            header_class,
+            auth_fields_class,
+            body_class,
+            message_class,
+            max_frame_size,
+            max_auth_size=max_auth_size,
+            max_auth_fields=max_auth_fields,
+        )
         self._data = b""  # the chunk being parsed, from _pos on
         self._pos = 0
         self._pending = bytearray()  # bytes received after _data

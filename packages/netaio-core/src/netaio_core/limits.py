@@ -33,6 +33,22 @@ class Limits:
             the transport's high-water mark before dropping that peer.
         connect_timeout: (client) seconds ``connect`` may take.
         shutdown_grace: (server) seconds ``stop`` lets in-flight handlers run.
+        close_timeout: seconds a closing connection may take to send what it
+            has unsent; then it is aborted, so a peer that stops reading
+            cannot hold a socket (``stop()`` returns within
+            ``shutdown_grace`` plus this).
+        tls_handshake_timeout: (server) seconds a TLS handshake may take;
+            handshaking connections count towards ``max_connections``.
+        max_connections_per_ip: (server) connections served at once from
+            one IP address; None: no limit beyond ``max_connections``.
+        max_subscriptions: (server) keys one connection may be subscribed
+            to; ``subscribe`` beyond it raises ``LimitExceededError``.
+        max_key_length: (server) the longest subscription key (bytes or
+            str, in bytes or characters) ``subscribe`` accepts.
+        max_auth_size: bytes an auth section may take; a frame with a larger
+            one is refused ("invalid message") before its fields are built.
+        max_auth_fields: fields an auth section may hold, checked from its
+            first bytes before any is built.
         max_concurrent_requests: (server) messages of one connection that
             carry a correlation id and are handled at once; at the limit the
             connection's later frames wait (and reading pauses). Messages
@@ -52,6 +68,13 @@ class Limits:
     write_timeout: float = 10.0
     connect_timeout: float | None = 10.0
     shutdown_grace: float = 5.0
+    close_timeout: float = 5.0
+    tls_handshake_timeout: float = 10.0
+    max_connections_per_ip: int | None = None
+    max_subscriptions: int = 1024
+    max_key_length: int = 1024
+    max_auth_size: int = 8192
+    max_auth_fields: int = 32
     max_concurrent_requests: int = 64
     max_queue: int = 1024
 
@@ -60,8 +83,21 @@ class Limits:
             raise ValueError("max_frame_size must be at least 9 (one header)")
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        if self.max_concurrent_requests < 1 or self.max_queue < 1:
-            raise ValueError("max_concurrent_requests and max_queue must be at least 1")
+        for name in (
+            "max_concurrent_requests",
+            "max_queue",
+            "max_subscriptions",
+            "max_key_length",
+            "max_auth_fields",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_auth_size < 3:
+            raise ValueError("max_auth_size must be at least 3 (an empty auth section)")
+        if self.max_connections_per_ip is not None and self.max_connections_per_ip < 1:
+            raise ValueError("max_connections_per_ip must be at least 1 or None")
+        if self.close_timeout <= 0 or self.tls_handshake_timeout <= 0:
+            raise ValueError("close_timeout and tls_handshake_timeout must be positive")
         if self.write_buffer_limit < 1:
             raise ValueError("write_buffer_limit must be at least 1")
         for name in ("idle_timeout", "frame_timeout", "connect_timeout"):

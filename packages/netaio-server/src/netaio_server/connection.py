@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Hashable
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -58,7 +59,11 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         self.keys: set[Hashable] = set()
         self.task: asyncio.Task[None] | None = None  # an awaited handler and the frames after it
         self.concurrent: set[asyncio.Task[None]] = set()  # correlated requests being handled
-        self.admitted = False
+        self.admitted = False  # counted and serving (after any TLS handshake)
+        self.counted = False  # counted towards the server's limits
+        self.ip = ""
+        self.handshake: asyncio.Task[None] | None = None
+        self._closing = False
         self._stream = writer is not None
         self._read_paused = False
         self._resumed: asyncio.Future[None] | None = None  # the stream loop waiting to read
@@ -73,13 +78,49 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if not self._stream:
-            self.writer = ConnectionWriter(self.transport, self, None, self.loop)
-        self.admitted = self.server._admit(self)
-        if not self.admitted:
+        peer = transport.get_extra_info("peername")
+        self.ip = str(peer[0]) if isinstance(peer, tuple) else self.peer
+        server = self.server
+        if not server._count_in(self):
             self.transport.abort()
             return
+        if server.ssl is not None and not self._stream:
+            # TLS starts once the connection is counted, under a deadline.
+            self.expect(server.limits.tls_handshake_timeout, "tls_handshake_timeout reached")
+            self.handshake = self.loop.create_task(self._start_tls(server.ssl))
+            return
+        self._begin()
+
+    def _begin(self) -> None:
+        """The connection is ready (after its TLS handshake, if any)."""
+        if not self._stream:
+            self.writer = ConnectionWriter(self.transport, self, None, self.loop)
+        self.admitted = True
+        self.server._admit(self)
         self._arm(False)
+
+    async def _start_tls(self, context: ssl.SSLContext) -> None:
+        raw = self.transport
+        try:
+            transport = await self.loop.start_tls(
+                raw,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.server.limits.tls_handshake_timeout,
+            )
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            self.logger.info("TLS handshake with %s failed: %s", self.peer, exc)
+            raw.abort()
+            self.connection_lost(None)
+            return
+        finally:
+            self.handshake = None
+        if transport is None or self.is_lost:
+            return
+        self.transport = transport
+        self.cancel_deadline()
+        self._begin()
 
     def data_received(self, data: bytes) -> None:
         self.decoder.receive_data(data)
@@ -131,8 +172,20 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
             return
         super().connection_lost(exc)
         self._resume_reading()
-        if self.admitted:
+        if self.handshake is not None:
+            self.handshake.cancel()
+        if self.counted:
             self.server._forget(self, exc)
+
+    def close(self) -> None:
+        """Close once what is unsent has been sent, within close_timeout;
+        then abort (a peer that stops reading cannot hold the socket)."""
+        if self._closing or self.is_lost:
+            return
+        self._closing = True
+        self.flush()
+        self.transport.close()
+        self.expect(self.server.limits.close_timeout, "close_timeout reached")
 
     # -- dispatching ---------------------------------------------------------
 
@@ -179,8 +232,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                     too_large = isinstance(exc, FrameTooLargeError)
                     reason = "frame too large" if too_large else "invalid frame"
                     self.send_reply(server.make_error(reason), None, None)
-                    self.flush()
-                    self.transport.close()
+                    self.close()
                     return None
                 if message is None:
                     break
@@ -188,7 +240,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                 cid = correlation_id(message)
                 try:
                     result, handler_plugin, awaited = call(message, writer, fallback)
-                except Exception as exc:
+                except BaseException as exc:  # contained to this message (see _error_reply)
                     result, handler_plugin, awaited = server._error_reply(self, exc), None, False
                 if awaited:
                     if cid is None:
@@ -214,7 +266,9 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         result, handler_plugin, cid = awaited
         try:
             reply = await result
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # contained to this message (see _error_reply)
             reply, handler_plugin = self.server._error_reply(self, exc), None
         if reply is not None and not self.is_lost:
             self.send_reply(reply, handler_plugin, cid)
@@ -306,7 +360,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         """Set the deadline after a feed: frame_timeout from the first byte of
         a frame (a completed frame restarts it), idle_timeout between frames."""
         limits = self.server.limits
-        if self.write_paused:
+        if self.write_paused or self._closing:
             return
         if self.decoder.buffered:
             if progressed or not self._frame_started:
@@ -341,9 +395,8 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         """The peer sent its last byte and every frame is answered."""
         if self.decoder.buffered:
             self.logger.info("Client %s disconnected mid-frame", self.peer)
-        self.cancel_deadline()
         if not self._stream:
-            self.transport.close()
+            self.close()
 
     # -- the stream path -----------------------------------------------------
 

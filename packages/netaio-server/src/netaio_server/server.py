@@ -24,6 +24,7 @@ from netaio_core import (
     Handler,
     Header,
     HeaderProtocol,
+    LimitExceededError,
     Limits,
     Message,
     MessageProtocol,
@@ -48,6 +49,51 @@ default_server_logger.addHandler(logging.NullHandler())
 def not_found_handler(message: MessageProtocol, writer: asyncio.StreamWriter) -> Message:
     """The default handler: a NOT_FOUND reply for a message no handler matched."""
     return make_error_response("not found")
+
+
+def _key_length(key: Hashable) -> int:
+    """The length a subscription key is held to: of bytes or str, or the
+    sum over a tuple's items."""
+    if isinstance(key, (bytes, str)):
+        return len(key)
+    if isinstance(key, tuple):
+        return sum(_key_length(item) for item in key)
+    return 0
+
+
+_FD_HEADROOM = 64  # descriptors kept free for the listener, logs, files, clients
+
+
+def _fit_to_fd_limit(max_connections: int, logger: logging.Logger) -> int:
+    """Make room for ``max_connections`` sockets under RLIMIT_NOFILE: raise
+    the soft limit towards the hard one if needed, else serve fewer
+    connections (an accept past the limit would fail with EMFILE). Says
+    what it did in the log; returns the connection cap to enforce."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return max_connections
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = max_connections + _FD_HEADROOM
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        if target > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                logger.info("Raised RLIMIT_NOFILE from %d to %d for max_connections", soft, target)
+                soft = target
+            except (ValueError, OSError) as exc:
+                logger.warning("Could not raise RLIMIT_NOFILE from %d: %s", soft, exc)
+        if soft < needed:
+            cap = max(1, soft - _FD_HEADROOM)
+            logger.warning(
+                "RLIMIT_NOFILE is %d: serving at most %d connections, not max_connections=%d",
+                soft,
+                cap,
+                max_connections,
+            )
+            return cap
+    return max_connections
 
 
 class TCPServer(Endpoint[MessageT]):
@@ -126,6 +172,10 @@ class TCPServer(Endpoint[MessageT]):
         self.backlog = backlog
         self._connections: dict[asyncio.StreamWriter, ServerConnection[MessageT]] = {}
         self._listener: asyncio.Server | None = None
+        self._counted: set[ServerConnection[MessageT]] = set()  # handshakes included
+        self._per_ip: dict[str, int] = {}
+        self._max_connections = self.limits.max_connections
+        self._fatal: BaseException | None = None
         self._connect_hooks: list[ConnectionHook] = []
         self._disconnect_hooks: list[ConnectionHook] = []
         self._hook_tasks: set[asyncio.Future[Any]] = set()
@@ -137,15 +187,34 @@ class TCPServer(Endpoint[MessageT]):
     # -- subscriptions -----------------------------------------------------
 
     def subscribe(self, key: Hashable, writer: asyncio.StreamWriter) -> None:
-        """Subscribe a client to a specific key. The key must be a Hashable object."""
+        """Subscribe a client to a specific key. The key must be a Hashable object.
+
+        A writer that is not a live connection of this server (one that has
+        ended, say) is not subscribed. Raises ``LimitExceededError`` past
+        ``limits.max_subscriptions`` keys for the connection or for a key
+        longer than ``limits.max_key_length``.
+        """
+        connection = self._connections.get(writer)
+        if connection is None or connection.is_lost or writer.is_closing():
+            self.logger.info("Not subscribing to key=%s: not a live connection of this server", key)
+            return
+        keys = connection.keys
+        if key not in keys:
+            limits = self.limits
+            if len(keys) >= limits.max_subscriptions:
+                raise LimitExceededError(
+                    f"a connection may subscribe to at most {limits.max_subscriptions} keys"
+                )
+            if _key_length(key) > limits.max_key_length:
+                raise LimitExceededError(
+                    f"subscription keys are at most {limits.max_key_length} bytes long"
+                )
         self.logger.debug("Subscribing client to key=%s", key)
         subscribers = self.subscriptions.get(key)
         if subscribers is None:
             subscribers = self.subscriptions[key] = set()
         subscribers.add(writer)
-        connection = self._connections.get(writer)
-        if connection is not None:
-            connection.keys.add(key)
+        keys.add(key)
 
     def unsubscribe(self, key: Hashable, writer: asyncio.StreamWriter) -> None:
         """Unsubscribe a client from a specific key. If no subscribers are
@@ -169,7 +238,10 @@ class TCPServer(Endpoint[MessageT]):
         and ``TCPClient.subscribe(uri)`` works against this server."""
 
         def subscribe(message: MessageT, writer: asyncio.StreamWriter) -> MessageT:
-            self.subscribe(message.body.uri, writer)
+            try:
+                self.subscribe(message.body.uri, writer)
+            except LimitExceededError as exc:
+                return self.make_error(f"subscription refused: {exc}")
             return self._confirm(message, MessageType.CONFIRM_SUBSCRIBE)
 
         def unsubscribe(message: MessageT, writer: asyncio.StreamWriter) -> MessageT:
@@ -240,25 +312,46 @@ class TCPServer(Endpoint[MessageT]):
             return
         await connection.serve_stream(reader)
 
-    def _admit(self, connection: ServerConnection[MessageT]) -> bool:
-        """Count a new connection in, or refuse it (stopping, or at
-        ``max_connections``)."""
-        if self._closing or len(self._connections) >= self.limits.max_connections:
-            self.logger.warning(
-                "Refusing connection from %s: %s",
-                connection.peer,
-                "server is stopping" if self._closing else "max_connections reached",
-            )
-            return False
+    def _count_in(self, connection: ServerConnection[MessageT]) -> bool:
+        """Count a new connection (TLS handshakes included) towards the
+        limits, or refuse it: stopping, at ``max_connections``, or at
+        ``max_connections_per_ip`` for its address."""
+        limits = self.limits
+        ip = connection.ip
+        per_ip = limits.max_connections_per_ip
+        if self._closing:
+            reason = "server is stopping"
+        elif len(self._counted) >= self._max_connections:
+            reason = "max_connections reached"
+        elif per_ip is not None and self._per_ip.get(ip, 0) >= per_ip:
+            reason = "max_connections_per_ip reached"
+        else:
+            self._counted.add(connection)
+            self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+            connection.counted = True
+            return True
+        self.logger.warning("Refusing connection from %s: %s", connection.peer, reason)
+        return False
+
+    def _admit(self, connection: ServerConnection[MessageT]) -> None:
+        """A counted connection starts serving: it joins ``clients``."""
         self.logger.info("Client connected from %s", connection.peer)
         self._connections[connection.writer] = connection
         self.clients.add(connection.writer)
         if self._connect_hooks:
             self._run_hooks(self._connect_hooks, connection.writer)
-        return True
 
     def _forget(self, connection: ServerConnection[MessageT], exc: Exception | None) -> None:
-        """Remove an ended connection from every collection."""
+        """Remove an ended connection from every collection and count."""
+        self._counted.discard(connection)
+        ip = connection.ip
+        left = self._per_ip.get(ip, 1) - 1
+        if left > 0:
+            self._per_ip[ip] = left
+        else:
+            self._per_ip.pop(ip, None)
+        if not connection.admitted:
+            return
         writer = connection.writer
         self.clients.discard(writer)
         self._connections.pop(writer, None)
@@ -272,10 +365,12 @@ class TCPServer(Endpoint[MessageT]):
             self._run_hooks(self._disconnect_hooks, writer)
 
     def _error_reply(
-        self, connection: ServerConnection[MessageT], exc: Exception
+        self, connection: ServerConnection[MessageT], exc: BaseException
     ) -> MessageProtocol:
         """The reply to a message that failed a check or whose handler raised
-        ``exc`` (called while handling it)."""
+        ``exc`` (called while handling it). A ``KeyboardInterrupt`` or
+        ``SystemExit`` from a handler stops the server gracefully, and
+        ``start()`` then raises it."""
         if isinstance(exc, ChecksumError):
             self.logger.info("Checksum mismatch in message from %s", connection.peer)
             return self.make_error("invalid message")
@@ -286,7 +381,19 @@ class TCPServer(Endpoint[MessageT]):
             except Exception:
                 self.logger.exception("Auth plugin error() failed for %s", connection.peer)
                 return self.make_error("auth failed")
-        self.logger.error("Handler failed on a message from %s", connection.peer, exc_info=exc)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            self.logger.error(
+                "A handler raised %s on a message from %s: stopping the server",
+                type(exc).__name__,
+                connection.peer,
+            )
+            if self._fatal is None:
+                self._fatal = exc
+                task = asyncio.ensure_future(self.stop())
+                self._hook_tasks.add(task)
+                task.add_done_callback(self._hook_tasks.discard)
+        else:
+            self.logger.error("Handler failed on a message from %s", connection.peer, exc_info=exc)
         return self.make_error("internal server error")
 
     def _encode_reply(
@@ -329,6 +436,10 @@ class TCPServer(Endpoint[MessageT]):
         bytes pass ``limits.write_buffer_limit``, or whose write fails, is
         dropped; one that stops taking bytes altogether is dropped by its
         connection after ``limits.write_timeout``."""
+        if writer.is_closing():  # ending: its connection is about to leave
+            if collection is not None:
+                collection.discard(writer)
+            return
         try:
             writer.write(data)
             unsent = writer.transport.get_write_buffer_size()
@@ -409,12 +520,16 @@ class TCPServer(Endpoint[MessageT]):
         return message.encode()
 
     def _shut(self, connection: ServerConnection[MessageT]) -> None:
-        """Say DISCONNECT to a connection and close it (once)."""
+        """Say DISCONNECT to a connection and close it (once), or abort it
+        mid-handshake."""
         if connection.is_lost or connection.transport.is_closing():
+            return
+        if not connection.admitted:
+            connection.transport.abort()
             return
         with contextlib.suppress(Exception):
             connection.write(self._disconnect_frame())
-        connection.transport.close()
+        connection.close()
 
     def _closed_after_reply(self, connection: ServerConnection[MessageT]) -> None:
         """A handler that was running when ``stop()`` began has replied."""
@@ -433,13 +548,13 @@ class TCPServer(Endpoint[MessageT]):
         self._stopped.clear()
         self._started.clear()
         self._start_error = None
+        self._max_connections = _fit_to_fd_limit(self.limits.max_connections, self.logger)
         loop = asyncio.get_running_loop()
         try:
             self._listener = await loop.create_server(
                 partial(ServerConnection, self),
                 self.host,
                 self.port,
-                ssl=self.ssl,
                 backlog=self.backlog,
             )
         except Exception as exc:
@@ -457,13 +572,18 @@ class TCPServer(Endpoint[MessageT]):
 
     async def start(self) -> None:
         """Start the server and serve until ``stop()`` is called or this
-        coroutine is cancelled (which stops the server gracefully)."""
+        coroutine is cancelled (which stops the server gracefully). A
+        handler that raised ``KeyboardInterrupt`` or ``SystemExit`` stops
+        it gracefully too, and that exception is then raised here."""
         await self.listen()
         try:
             await self._stopped.wait()
         except asyncio.CancelledError:
             await self.stop()
             raise
+        fatal, self._fatal = self._fatal, None
+        if fatal is not None:
+            raise fatal
 
     async def wait_started(self) -> None:
         """Wait until the server listens (for ``start()`` run in a task);
@@ -500,7 +620,7 @@ class TCPServer(Endpoint[MessageT]):
             self._shut(connection)
         closing = [c.closed for c in connections if not c.closed.done()]
         if closing:
-            await asyncio.wait(closing, timeout=self.limits.write_timeout)
+            await asyncio.wait(closing, timeout=self.limits.close_timeout + 1.0)
             for connection in connections:
                 if not connection.closed.done():
                     connection.transport.abort()
