@@ -178,7 +178,21 @@ class Message(_BodyWire):
 
     def check(self) -> bool:
         """Check if the message is valid: the body matches the header's checksum."""
-        return self.header.checksum == crc32(self.body.encode())
+        body = self.body
+        wire = self._wire  # the body's encoding as received or prepared, while current
+        if wire is not None and wire[0] is body and wire[1] is body.uri and wire[2] is body.content:
+            return self.header.checksum == wire[4]
+        return self.header.checksum == crc32(body.encode())
+
+    @classmethod
+    def received(
+        cls, header: Header, auth_data: AuthFields, body: Body, body_bytes: bytes
+    ) -> Message:
+        """A message decoded from a frame whose body was ``body_bytes``: its
+        encoding is kept, so that ``check`` and ``encode`` need not redo it."""
+        message = cls(header, auth_data, body)
+        message._wire = (body, body.uri, body.content, body_bytes, crc32(body_bytes))
+        return message
 
     @classmethod
     def decode(cls, data: bytes) -> Message:

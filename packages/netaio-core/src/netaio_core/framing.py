@@ -64,6 +64,7 @@ class FrameCodec(Generic[MessageT]):
         "max_auth_fields",
         "header_length",
         "_count_fields",
+        "_defaults",
     )
 
     def __init__(
@@ -88,6 +89,10 @@ class FrameCodec(Generic[MessageT]):
         # Fields are counted from the wire before decoding for the default
         # auth section only; a custom class's format is its own.
         self._count_fields = max_auth_fields is not None and auth_fields_class is AuthFields
+        # The default classes keep the body's wire bytes on the message.
+        self._defaults = (
+            message_class is Message and body_class is Body and auth_fields_class is AuthFields
+        )
 
     def decode_header(self, data: bytes) -> tuple[HeaderProtocol | UnknownMessageTypeError, int]:
         """Decode a header: the header (or, for an unknown message type, the
@@ -120,7 +125,10 @@ class FrameCodec(Generic[MessageT]):
         auth = None
         try:
             auth = self.auth_fields_class.decode(data[:auth_length])
-            body = self.body_class.decode(data[auth_length:])
+            body_bytes = data[auth_length:]
+            body = self.body_class.decode(body_bytes)
+            if self._defaults:
+                return Message.received(header, auth, body, body_bytes)  # type: ignore[arg-type,return-value]
             # The documented constructor is (header, auth_data, body).
             message_class: Any = self.message_class
             return message_class(header, auth, body)  # type: ignore[no-any-return]

@@ -26,7 +26,7 @@ from netaio_core import (
     MessageProtocol,
     MessageT,
 )
-from netaio_core.correlation import correlation_id, fields_correlation_id, set_correlation_id
+from netaio_core.correlation import fields_correlation_id, set_correlation_id
 from netaio_core.transport import BATCH_LIMIT, ConnectionWriter, StreamConnection
 
 if TYPE_CHECKING:
@@ -218,7 +218,11 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         if not self._stream:
             self.begin_batch()
         try:
-            while not self.write_paused and not server._closing and len(concurrent) < limit:
+            # Only a flush (write_paused), a new task (the limit) or an
+            # await (stop()) change these: checked where they can change.
+            if self.write_paused or server._closing or len(concurrent) >= limit:
+                return None
+            while True:
                 try:
                     message = decoder.next_message()
                 except DecodeError as exc:
@@ -226,6 +230,8 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                     cid = None if exc.auth_data is None else fields_correlation_id(exc.auth_data)
                     self.send_reply(server.make_error("invalid message"), None, cid)
                     progressed = True
+                    if self._stalled():
+                        break
                     continue
                 except FrameError as exc:
                     self.logger.warning("Closing connection from %s: %s", self.peer, exc)
@@ -237,7 +243,8 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                 if message is None:
                     break
                 progressed = True
-                cid = correlation_id(message)
+                auth_data = message.auth_data
+                cid = fields_correlation_id(auth_data) if auth_data.fields else None
                 try:
                     result, handler_plugin, awaited = call(message, writer, fallback)
                 except BaseException as exc:  # contained to this message (see _error_reply)
@@ -248,9 +255,11 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                         break
                     serve = self._serve_concurrent(result, handler_plugin, cid)
                     concurrent.add(self.loop.create_task(serve))
+                    if len(concurrent) >= limit:
+                        break
                 elif result is not None:
                     self.send_reply(result, handler_plugin, cid)
-                    if self._stream and self._backlogged():
+                    if self._stalled():
                         break
         finally:
             self.flush()
@@ -335,6 +344,11 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         data = self.server._encode_reply(self, reply, handler_plugin)
         if data is not None:
             self.write(data)
+
+    def _stalled(self) -> bool:
+        """The peer does not take our replies fast enough: dispatch no more
+        frames until it does."""
+        return self.write_paused or (self._stream and self._backlogged())
 
     def _backlogged(self) -> bool:
         """(The stream path, whose writer's flow control is not ours.) True
