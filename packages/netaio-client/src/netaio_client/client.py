@@ -49,6 +49,11 @@ default_client_logger.addHandler(logging.NullHandler())
 Server = tuple[str, int]
 
 
+def _expire(reply: asyncio.Future[Any], name: str, uri: bytes, timeout: float) -> None:
+    if not reply.done():
+        reply.set_exception(TimeoutError(f"no reply from {name} to {uri!r} within {timeout}s"))
+
+
 class TCPClient(Endpoint[MessageT]):
     """An asyncio TCP client holding one connection per (host, port).
 
@@ -240,20 +245,20 @@ class TCPClient(Endpoint[MessageT]):
             MessageType.REQUEST_URI if message_type is None else message_type,
         )
         pending = connection.pending
-        cid, reply = pending.add(connection.loop)
+        loop = connection.loop
+        cid, reply = pending.add(loop)
         set_correlation_id(message, cid)
+        # One timer on the reply's future: cheaper than wait_for's machinery.
+        timer = loop.call_later(timeout, _expire, reply, connection.name, uri, timeout)
         try:
             if self.auth_plugin is not None:
                 self.auth_plugin.make(message.auth_data, message.body)
             self._write(connection, message.encode())
             if connection.write_paused:
                 await connection.writer.drain()
-            return await asyncio.wait_for(reply, timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(
-                f"no reply from {connection.name} to {uri!r} within {timeout}s"
-            ) from None
+            return await reply
         finally:
+            timer.cancel()
             pending.forget(cid)
 
     async def create(
