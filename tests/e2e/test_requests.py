@@ -127,12 +127,19 @@ async def test_error_replies_come_back_promptly_with_their_requests_cid(server, 
         TokenPlugin("token", b"right"),
     )
 
+    async def refused_reply() -> Message:
+        # An AUTH_ERROR reply is raised as AuthenticationError, which holds it.
+        with pytest.raises(AuthenticationError) as info:
+            await client.request(b"guarded")
+        assert isinstance(info.value.reply, Message)
+        return info.value.reply
+
     slow_task = asyncio.ensure_future(client.request(b"slow", timeout=TIMEOUT))
     missing, failed, refused, echoed = await asyncio.wait_for(
         asyncio.gather(
             client.request(b"nowhere", b"?"),
             client.request(b"boom"),
-            client.request(b"guarded"),
+            refused_reply(),
             client.request(b"echo", b"normal"),
         ),
         TIMEOUT,

@@ -7,6 +7,7 @@ import logging
 import ssl as ssl_module
 from collections.abc import Callable, Hashable, Mapping
 from functools import partial
+from inspect import isawaitable
 from types import TracebackType
 from typing import Any
 
@@ -19,6 +20,9 @@ from netaio_core import (
     BodyProtocol,
     ChecksumError,
     ConnectionClosedError,
+    ConnectionUnavailableError,
+    ConnectRefusedError,
+    ConnectTimeoutError,
     DecodeError,
     Endpoint,
     Handler,
@@ -38,6 +42,7 @@ from netaio_core import (
 from netaio_core.correlation import set_correlation_id
 
 from .connection import ClientConnection
+from .reconnect import ConnectionState, ReconnectPolicy
 from .subscription import Subscription
 
 __all__ = ["TCPClient", "default_client_logger"]
@@ -47,6 +52,10 @@ default_client_logger.setLevel(logging.INFO)
 default_client_logger.addHandler(logging.NullHandler())
 
 Server = tuple[str, int]
+StateHook = Callable[[Server, ConnectionState], object]
+"""Called with a server and its new ``ConnectionState``."""
+AuthErrorHandler = Callable[["TCPClient[Any]", AuthPluginProtocol | None, Any], object]
+"""Called with the client, the plugin whose check failed and the message."""
 
 
 def _expire(reply: asyncio.Future[Any], name: str, uri: bytes, timeout: float) -> None:
@@ -82,6 +91,8 @@ class TCPClient(Endpoint[MessageT]):
         auth_fields_class: type[AuthFieldsProtocol] = AuthFields,
         limits: Limits | None = None,
         keys_extractor: Callable[[MessageT], list[Hashable]] | None = None,
+        reconnect: bool | ReconnectPolicy = False,
+        auth_error_handler: AuthErrorHandler | None = None,
     ) -> None:
         """Initialize the TCPClient. Args:
         host: The default host address (IPv4, IPv6 or a name).
@@ -97,6 +108,14 @@ class TCPClient(Endpoint[MessageT]):
         auth_fields_class: The auth fields class to decode with.
         limits: Frame size, connect timeout and queue limits.
         keys_extractor: An alias of ``extract_keys`` (the server's name).
+        reconnect: ``True`` (the default ``ReconnectPolicy``) or a policy:
+            reconnect to a server whose connection was lost, renew the
+            subscriptions made with ``subscribe`` and restart the managed
+            receive loop. Requests pending at the loss fail at once with
+            ``ConnectionClosedError``; none is retried.
+        auth_error_handler: called as ``handler(client, plugin, message)``
+            for a message that fails the auth check in a receive loop (it
+            may return an awaitable); such a message is otherwise dropped.
         """
         super().__init__(
             header_class,
@@ -115,6 +134,18 @@ class TCPClient(Endpoint[MessageT]):
         self._frames = self.message_reader()
         self._connections: dict[Server, ClientConnection[MessageT]] = {}
         self._receive_loops: dict[Server, asyncio.Task[None]] = {}
+        self.reconnect_policy: ReconnectPolicy | None = (
+            ReconnectPolicy() if reconnect is True else reconnect or None
+        )
+        self.auth_error_handler = auth_error_handler
+        self._connect_args: dict[
+            Server, tuple[ssl_module.SSLContext | None, str | None, float | None]
+        ] = {}
+        self._closed: set[Server] = set()  # closed by close(): never reconnected
+        self._reconnecting: dict[Server, asyncio.Future[None]] = {}
+        self._wanted_loops: set[Server] = set()  # managed receive loops to restart
+        self._state_hooks: list[StateHook] = []
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def _connection(self, server: Server | None) -> ClientConnection[MessageT]:
         server = self.default_host if server is None else server
@@ -149,6 +180,17 @@ class TCPClient(Endpoint[MessageT]):
                 return
             self._forget(existing)
             existing.transport.close()
+        self._closed.discard(server)
+        self._connect_args[server] = (ssl, server_hostname, timeout)
+        await self._open(server)
+        self._set_state(server, ConnectionState.CONNECTED)
+
+    async def _open(self, server: Server) -> ClientConnection[MessageT]:
+        """Open a connection to ``server`` with its saved arguments and make
+        it the current one. Raises ``ConnectRefusedError``,
+        ``ConnectTimeoutError`` or ``ConnectionUnavailableError``."""
+        ssl, server_hostname, timeout = self._connect_args[server]
+        host, port = server
         timeout = self.limits.connect_timeout if timeout is None else timeout
         self.logger.info("Connecting to %s:%s", host, port)
         loop = asyncio.get_running_loop()
@@ -171,9 +213,22 @@ class TCPClient(Endpoint[MessageT]):
                 timeout,
             )
         except asyncio.TimeoutError:
-            raise TimeoutError(f"connecting to {host}:{port} timed out after {timeout}s") from None
+            raise ConnectTimeoutError(
+                f"connecting to {host}:{port} timed out after {timeout}s", server=server
+            ) from None
+        except ssl_module.SSLError:
+            raise  # a TLS failure (an untrusted certificate, say) is no outage
+        except ConnectionRefusedError as exc:
+            raise ConnectRefusedError(
+                f"connecting to {host}:{port} was refused: {exc}", server=server
+            ) from exc
+        except OSError as exc:
+            raise ConnectionUnavailableError(
+                f"connecting to {host}:{port} failed: {exc}", server=server
+            ) from exc
         self._connections[server] = connection
         self.hosts[server] = (connection.reader, connection.writer)
+        return connection
 
     def _forget(self, connection: ClientConnection[MessageT]) -> None:
         server = connection.server
@@ -181,9 +236,99 @@ class TCPClient(Endpoint[MessageT]):
             del self._connections[server]
             self.hosts.pop(server, None)
 
+    # -- connection states and reconnecting -----------------------------------
+
+    def on_state_change(self, hook: StateHook) -> StateHook:
+        """Decorator: call ``hook(server, state)`` (a function or coroutine
+        function) on every ``ConnectionState`` change of any server."""
+        self._state_hooks.append(hook)
+        return hook
+
+    def _set_state(self, server: Server, state: ConnectionState) -> None:
+        self.logger.info("Connection to %s:%s: %s", server[0], server[1], state.value)
+        for hook in self._state_hooks:
+            try:
+                result = hook(server, state)
+                if isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            except Exception:
+                self.logger.exception("State hook %r failed", hook)
+
     def _lost(self, connection: ClientConnection[MessageT]) -> None:
-        """A connection ended (called by the connection): it stays in
-        ``hosts`` until ``close`` or a new ``connect``, as documented."""
+        """A connection ended (called by the connection). Without a reconnect
+        policy it stays in ``hosts`` until ``close`` or a new ``connect``,
+        as documented; with one, reconnecting starts."""
+        server = connection.server
+        if self._connections.get(server) is not connection or server in self._closed:
+            return
+        self._set_state(server, ConnectionState.LOST)
+        if self.reconnect_policy is None or server in self._reconnecting:
+            return
+        task = asyncio.ensure_future(self._reconnect(server, connection))
+        self._reconnecting[server] = task
+
+    async def _reconnect(self, server: Server, lost: ClientConnection[MessageT]) -> None:
+        """Reconnect with backoff; then renew the client-side subscriptions
+        and restart the managed receive loop. Gives up after max_attempts."""
+        policy = self.reconnect_policy
+        assert policy is not None
+        attempt = 0
+        try:
+            while policy.max_attempts is None or attempt < policy.max_attempts:
+                attempt += 1
+                self._set_state(server, ConnectionState.RECONNECTING)
+                await asyncio.sleep(policy.delay(attempt))
+                if server in self._closed:
+                    return
+                try:
+                    connection = await self._open(server)
+                except ConnectionUnavailableError as exc:
+                    self.logger.info("Reconnect attempt %d failed: %s", attempt, exc)
+                    continue
+                await self._restore(server, lost, connection)
+                self._set_state(server, ConnectionState.CONNECTED)
+                return
+            self._forget(lost)
+            for feed in list(lost.feeds.values()):
+                feed.wake()
+            self._set_state(server, ConnectionState.GAVE_UP)
+        finally:
+            if self._reconnecting.get(server) is asyncio.current_task():
+                del self._reconnecting[server]
+
+    async def _restore(
+        self,
+        server: Server,
+        lost: ClientConnection[MessageT],
+        connection: ClientConnection[MessageT],
+    ) -> None:
+        """Carry a lost connection's subscriptions and receive loop over."""
+        feeds, lost.feeds = lost.feeds, {}
+        for uri, feed in feeds.items():
+            connection.feeds[uri] = feed
+            feed.attach(connection)
+        for uri, feed in feeds.items():
+            try:
+                await feed.renew()
+            except Exception as exc:
+                self.logger.warning("Could not renew the subscription to %r: %s", uri, exc)
+        if server in self._wanted_loops:
+            await self.start_receive_loop(server)
+        for feed in feeds.values():
+            feed.wake()
+
+    async def wait_reconnected(self, server: Server | None = None) -> bool:
+        """Wait while the client reconnects to the server: True once it is
+        connected again, False if it gave up (or was not reconnecting and
+        is not connected)."""
+        server = self.default_host if server is None else server
+        task = self._reconnecting.get(server)
+        if task is not None:
+            await asyncio.shield(task)
+        connection = self._connections.get(server)
+        return connection is not None and not connection.is_lost
 
     async def send(
         self,
@@ -205,13 +350,29 @@ class TCPClient(Endpoint[MessageT]):
             self.auth_plugin.make(message.auth_data, message.body)
         self._write(connection, message.encode())
         if connection.write_paused:
-            await connection.writer.drain()
+            await self._drain(connection)
 
     def _write(self, connection: ClientConnection[MessageT], data: bytes) -> None:
+        """Queue ``data``; a server that lets more than ``write_buffer_limit``
+        bytes pile up is taken for stuck and its connection aborted."""
         transport = connection.transport
         if transport.is_closing():
-            raise ConnectionClosedError(f"connection to {connection.name} is closed")
+            raise connection.closed_error("is closed")
         transport.write(data)
+        if transport.get_write_buffer_size() > self.limits.write_buffer_limit:
+            connection.abort("the server is not reading (write_buffer_limit exceeded)")
+            raise connection.closed_error("was aborted: the server is not reading")
+
+    async def _drain(self, connection: ClientConnection[MessageT]) -> None:
+        """Wait until the server takes our bytes, at most ``write_timeout``;
+        then the connection is aborted."""
+        try:
+            await asyncio.wait_for(connection.writer.drain(), self.limits.write_timeout)
+        except asyncio.TimeoutError:
+            connection.abort("the server is not reading (write_timeout reached)")
+            raise connection.closed_error("was aborted: the server is not reading") from None
+        except ConnectionError as exc:
+            raise connection.closed_error(f"was lost: {exc}") from exc
 
     # -- request/response ----------------------------------------------------
 
@@ -235,8 +396,10 @@ class TCPClient(Endpoint[MessageT]):
         seconds (the request is then forgotten), ``ConnectionClosedError``
         when the connection ends first, ``NotConnectedError`` for a server
         not connected to, and ``ChecksumError`` or ``AuthenticationError``
-        when the reply fails the client's checks. Error replies (NOT_FOUND,
-        ERROR, AUTH_ERROR, ...) are returned like any other.
+        when the reply fails the client's checks, or ``AuthenticationError``
+        (its ``reply`` the message) when the server answers AUTH_ERROR.
+        Other error replies (NOT_FOUND, ERROR, ...) are returned like any
+        other.
         """
         connection = self._connection(server)
         body_class: Any = self.body_class  # the Protocol's prepare() names content only
@@ -255,11 +418,14 @@ class TCPClient(Endpoint[MessageT]):
                 self.auth_plugin.make(message.auth_data, message.body)
             self._write(connection, message.encode())
             if connection.write_paused:
-                await connection.writer.drain()
-            return await reply
+                await self._drain(connection)
+            answer = await reply
         finally:
             timer.cancel()
             pending.forget(cid)
+        if answer.header.message_type is MessageType.AUTH_ERROR:
+            raise AuthenticationError(self.auth_plugin, reply=answer)
+        return answer
 
     async def create(
         self,
@@ -312,7 +478,9 @@ class TCPClient(Endpoint[MessageT]):
 
     # -- receiving -----------------------------------------------------------
 
-    async def receive_once(self, server: Server | None = None) -> MessageT | None:
+    async def receive_once(
+        self, server: Server | None = None, *, timeout: float | None = None
+    ) -> MessageT | None:
         """Receive a message from the server. If a handler was registered
         for the message key, the handler will be called with the message as
         an argument, and the result will be returned if it is not None;
@@ -327,18 +495,29 @@ class TCPClient(Endpoint[MessageT]):
         receive from a server: a second one raises ``RuntimeError`` (use
         one receive loop and ``request()``).
 
+        ``timeout`` (seconds; None waits as long as the connection lives)
+        raises ``TimeoutError`` when nothing arrives in time.
+
         Raises ``ConnectionClosedError`` when the server has closed the
-        connection (``partial`` is True if it did so mid-frame),
+        connection (``partial`` is True if it did so mid-frame), or when it
+        stopped answering heartbeats,
         ``FrameError`` for a frame that cannot be read (the connection is
         then unusable), ``NotConnectedError`` for a server not connected to,
         and whatever the handler raises.
         """
         connection = self._connection(server)
         try:
-            message = await connection.receive()
+            if timeout is None:
+                message = await connection.receive()
+            else:
+                message = await asyncio.wait_for(connection.receive(), timeout)
         except DecodeError as exc:
             self._discard(connection.server, exc)
             return None
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"nothing received from {connection.name} within {timeout}s"
+            ) from None
         started = self._start(message, connection.writer)
         if started is None:
             return None
@@ -353,18 +532,23 @@ class TCPClient(Endpoint[MessageT]):
             "Discarding a malformed message from %s:%s: %s", server[0], server[1], exc
         )
 
-    def _start(self, message: MessageT, writer: asyncio.StreamWriter) -> tuple[Any, bool] | None:
+    def _start(
+        self, message: MessageT, writer: asyncio.StreamWriter, in_loop: bool = False
+    ) -> tuple[Any, bool] | None:
         """Check a message and call its handler, if any: the result and
         whether it must still be awaited; None when the checksum or an auth
-        check fails (the message is discarded). Synchronous, so that a
-        message without an async handler costs no coroutine."""
+        check fails (the message is discarded; in a receive loop,
+        ``auth_error_handler`` is called). Synchronous, so that a message
+        without an async handler costs no coroutine."""
         try:
             result, _, pending = self._call_handler(message, writer, None)
         except ChecksumError:
             self.logger.warning("Message checksum failed")
             return None
-        except AuthenticationError:
+        except AuthenticationError as exc:
             self.logger.warning("Message auth failed")
+            if in_loop and self.auth_error_handler is not None:
+                return self.auth_error_handler(self, exc.plugin, message), True
             return None
         return result, pending
 
@@ -374,7 +558,8 @@ class TCPClient(Endpoint[MessageT]):
         stop (or ``start_receive_loop``, which manages the task). Returns
         when the server closes the connection, or logs why and returns when
         the stream cannot be read further; a handler's exception is logged
-        and the loop goes on."""
+        and the loop goes on. With a reconnect policy, a loop started by
+        ``start_receive_loop`` is started again after a reconnect."""
         connection = self._connection(server)
         name = connection.name
         connection.consumers += 1
@@ -392,8 +577,8 @@ class TCPClient(Endpoint[MessageT]):
                     self.logger.error("Receive loop for %s stopped: %s", name, exc)
                     return
                 try:
-                    started = self._start(message, connection.writer)
-                    if started is not None and started[1]:
+                    started = self._start(message, connection.writer, True)
+                    if started is not None and started[1] and isawaitable(started[0]):
                         await started[0]
                 except Exception:
                     self.logger.exception("Handler failed in receive_loop")
@@ -414,6 +599,7 @@ class TCPClient(Endpoint[MessageT]):
         if task is not None and not task.done():
             return task, True
         self._connection(server)  # NotConnectedError now, not in the task
+        self._wanted_loops.add(server)
         task = asyncio.create_task(self.receive_loop(server))
         self._receive_loops[server] = task
         task.add_done_callback(partial(self._loop_done, server))
@@ -426,6 +612,7 @@ class TCPClient(Endpoint[MessageT]):
     async def stop_receive_loop(self, server: Server | None = None) -> bool:
         """Stop the managed receive loop of the server; False if none ran."""
         server = self.default_host if server is None else server
+        self._wanted_loops.discard(server)
         task = self._receive_loops.pop(server, None)
         if task is None or task.done():
             return False
@@ -446,10 +633,15 @@ class TCPClient(Endpoint[MessageT]):
 
     async def close(self, server: Server | None = None) -> None:
         """Close the connection to the server and forget it (its managed
-        receive loop stops, its pending requests fail)."""
+        receive loop stops, its pending requests fail; no reconnect)."""
         connection = self._connection(server)
+        self._closed.add(connection.server)
+        reconnecting = self._reconnecting.pop(connection.server, None)
+        if reconnecting is not None:
+            reconnecting.cancel()
         await self.stop_receive_loop(connection.server)
         self._forget(connection)
+        self._set_state(connection.server, ConnectionState.CLOSED)
         self.logger.info("Closing connection to %s", connection.name)
         connection.transport.close()
         try:

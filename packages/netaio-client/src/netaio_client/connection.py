@@ -28,14 +28,21 @@ from netaio_core import (
     MessageType,
     ProtocolError,
 )
-from netaio_core.correlation import PendingRequests, correlation_id
-from netaio_core.transport import StreamConnection
+from netaio_core.correlation import PendingRequests, correlation_id, set_correlation_id
+from netaio_core.heartbeat import make_heartbeat
+from netaio_core.transport import StreamConnection, enable_keepalive
 
 if TYPE_CHECKING:
     from .client import TCPClient
     from .subscription import Subscription
 
 __all__ = ["ClientConnection", "ConnectionReader"]
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    """Retrieve a heartbeat's outcome (its answer only proves life)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class ConnectionReader(asyncio.StreamReader):
@@ -87,6 +94,10 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         self._waiter: asyncio.Future[None] | None = None
         self._raw = False
         self._read_paused = False
+        self._abort_reason: str | None = None
+        self.last_received = 0.0
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self.pending_pings: list[int] = []
 
     @property
     def name(self) -> str:
@@ -98,8 +109,14 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         super().connection_made(transport)
         self.reader.set_transport(self.transport)
         self.writer = asyncio.StreamWriter(self.transport, self, self.reader, self.loop)
+        enable_keepalive(transport)
+        self.last_received = self.loop.time()
+        interval = self.client.limits.heartbeat_interval
+        if interval is not None:
+            self._heartbeat = self.loop.call_later(interval, self._heartbeat_tick)
 
     def data_received(self, data: bytes) -> None:
+        self.last_received = self.loop.time()
         if self._raw:
             self.reader.feed_data(data)
             return
@@ -108,6 +125,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         queue = self._queue
         pending = self.pending
         verify = self.client.verify
+        progressed = False
         while True:
             try:
                 message = decoder.next_message()
@@ -116,10 +134,11 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
                 continue
             except FrameError as exc:
                 queue.append(exc)  # kept at the head: the stream is unusable
-                self._pause_reading()
+                self.abort(f"undecodable stream from the server: {exc}")
                 break
             if message is None:
                 break
+            progressed = True
             if pending or correlation_id(message) is not None:
                 try:
                     verify(message)
@@ -149,6 +168,11 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
             self._wake()
             if len(queue) >= self.max_queue:
                 self._queue_full()
+        if decoder.buffered:  # a frame has begun: it has frame_timeout to finish
+            if self.deadline is None or progressed:
+                self.expect(self.client.limits.frame_timeout, "frame_timeout reached mid-frame")
+        elif self.deadline is not None:
+            self.expect(None, "")
 
     def eof_received(self) -> bool:
         if self._raw:
@@ -157,6 +181,9 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
         super().connection_lost(exc)
         if self._raw and not self.reader.at_eof():
             self.reader.feed_eof()
@@ -229,12 +256,77 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
             self._read_paused = False
             self.transport.resume_reading()
 
-    def closed_error(self) -> ConnectionClosedError:
+    def closed_error(self, what: str | None = None) -> ConnectionClosedError:
+        """The error for using this connection once it has ended."""
+        if what is not None:
+            return ConnectionClosedError(f"connection to {self.name} {what}", server=self.server)
+        if self._abort_reason is not None:
+            return ConnectionClosedError(
+                f"connection to {self.name} was aborted: {self._abort_reason}", server=self.server
+            )
         if self.decoder.buffered:
             return ConnectionClosedError(
-                f"connection to {self.name} closed in the middle of a frame", partial=True
+                f"connection to {self.name} closed in the middle of a frame",
+                partial=True,
+                server=self.server,
             )
-        return ConnectionClosedError(f"connection to {self.name} closed")
+        return ConnectionClosedError(f"connection to {self.name} closed", server=self.server)
+
+    def abort(self, reason: str) -> None:
+        """End the connection at once, saying why (pending requests fail with
+        that reason)."""
+        if self.is_lost:
+            return
+        self.logger.warning("Aborting the connection to %s: %s", self.name, reason)
+        self._abort_reason = reason
+        self.transport.abort()
+
+    def deadline_passed(self, reason: str) -> None:
+        self.abort(reason)
+
+    # -- heartbeats ------------------------------------------------------------
+
+    def _heartbeat_tick(self) -> None:
+        """Send a heartbeat after ``heartbeat_interval`` of silence; abort
+        after ``heartbeat_interval + heartbeat_timeout`` of it."""
+        self._heartbeat = None
+        if self.is_lost:
+            return
+        limits = self.client.limits
+        interval = limits.heartbeat_interval
+        assert interval is not None
+        now = self.loop.time()
+        silent = now - self.last_received
+        dead_at = self.last_received + interval + limits.heartbeat_timeout
+        if now >= dead_at:
+            self.abort(
+                f"no answer to heartbeats for {silent:.1f}s "
+                f"(heartbeat_interval + heartbeat_timeout = {interval + limits.heartbeat_timeout}s)"
+            )
+            return
+        if silent >= interval:
+            self._ping()
+            when = dead_at
+        else:
+            when = self.last_received + interval
+        self._heartbeat = self.loop.call_at(when, self._heartbeat_tick)
+
+    def _ping(self) -> None:
+        ping = make_heartbeat()
+        cid, reply = self.pending.add(self.loop)
+        reply.add_done_callback(_ignore_result)
+        set_correlation_id(ping, cid)
+        self.pending_pings.append(cid)
+        try:
+            plugin = self.client.auth_plugin
+            if plugin is not None:
+                plugin.make(ping.auth_data, ping.body)
+            self.transport.write(ping.encode())
+        except Exception as exc:  # a failing plugin: no heartbeat, and say so
+            self.pending.forget(cid)
+            self.logger.warning("Could not send a heartbeat to %s: %s", self.name, exc)
+        while len(self.pending_pings) > 4:  # unanswered ones are not waited for
+            self.pending.forget(self.pending_pings.pop(0))
 
     def go_raw(self) -> None:
         """Hand the rest of the stream to ``reader`` (someone reads from it)."""

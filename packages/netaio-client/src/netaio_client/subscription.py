@@ -31,7 +31,9 @@ class Subscription(Generic[MessageT]):
     ``SubscriptionError``); leaving sends UNSUBSCRIBE_URI. Notifications
     that arrive while nobody iterates are kept, up to ``Limits.max_queue``
     (then the oldest is dropped with a warning). Iteration raises
-    ``ConnectionClosedError`` when the connection ends.
+    ``ConnectionClosedError`` when the connection ends; with a reconnect
+    policy it waits instead, and the subscription is renewed on the new
+    connection (notifications published in the gap are not delivered).
     """
 
     def __init__(
@@ -52,19 +54,28 @@ class Subscription(Generic[MessageT]):
         connection.feeds[self.uri] = self
         self._connection = connection
         try:
-            reply = await self.client.request(
-                self.uri,
-                message_type=MessageType.SUBSCRIBE_URI,
-                timeout=self.timeout,
-                server=connection.server,
-            )
+            await self.renew()
         except BaseException:
             connection.feeds.pop(self.uri, None)
             raise
-        if reply.header.message_type is not MessageType.CONFIRM_SUBSCRIBE:
-            connection.feeds.pop(self.uri, None)
-            raise SubscriptionError(self.uri, reply)
         return self
+
+    async def renew(self) -> None:
+        """Send SUBSCRIBE_URI on the current connection and wait for its
+        confirmation (on entering, and after a reconnect)."""
+        assert self._connection is not None
+        reply = await self.client.request(
+            self.uri,
+            message_type=MessageType.SUBSCRIBE_URI,
+            timeout=self.timeout,
+            server=self._connection.server,
+        )
+        if reply.header.message_type is not MessageType.CONFIRM_SUBSCRIBE:
+            raise SubscriptionError(self.uri, reply)
+
+    def attach(self, connection: ClientConnection[MessageT]) -> None:
+        """Move to a new connection to the same server (a reconnect)."""
+        self._connection = connection
 
     async def __aexit__(
         self,
@@ -112,8 +123,13 @@ class Subscription(Generic[MessageT]):
         if connection is None:
             raise RuntimeError("iterate a subscription inside its `async with`")
         while not self._messages:
+            connection = self._connection
+            assert connection is not None
             if connection.is_lost:
-                raise connection.closed_error()
+                # With a reconnect policy, wait for the new connection.
+                if not await self.client.wait_reconnected(connection.server):
+                    raise connection.closed_error()
+                continue
             self._waiter = connection.loop.create_future()
             try:
                 await self._waiter

@@ -19,6 +19,9 @@ from .errors import (
     AuthenticationError,
     ChecksumError,
     ConnectionClosedError,
+    ConnectionUnavailableError,
+    ConnectRefusedError,
+    ConnectTimeoutError,
     DecodeError,
     FrameError,
     FrameTooLargeError,
@@ -29,6 +32,7 @@ from .errors import (
     UnknownMessageTypeError,
 )
 from .framing import FrameCodec, FrameDecoder, MessageReader, read_message
+from .heartbeat import HEARTBEAT_URI
 from .limits import PROTOCOL_MAX_FRAME_SIZE, Limits
 from .protocols import (
     AuthFieldsProtocol,
@@ -45,6 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CORRELATION_FIELD",
+    "HEARTBEAT_URI",
     "MAX_SECTION_LENGTH",
     "PROTOCOL_MAX_FRAME_SIZE",
     "AuthFields",
@@ -55,7 +60,10 @@ __all__ = [
     "Body",
     "BodyProtocol",
     "ChecksumError",
+    "ConnectRefusedError",
+    "ConnectTimeoutError",
     "ConnectionClosedError",
+    "ConnectionUnavailableError",
     "DecodeError",
     "Endpoint",
     "FrameCodec",

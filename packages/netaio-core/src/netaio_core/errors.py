@@ -63,37 +63,75 @@ class FrameTooLargeError(FrameError):
     """A frame announced more bytes than ``Limits.max_frame_size`` allows."""
 
 
-class ConnectionClosedError(NetaioError, ConnectionError):
-    """The peer closed the connection.
+class ConnectionUnavailableError(NetaioError, ConnectionError):
+    """A connection cannot be used: never made, refused, timed out, closed
+    by the peer, reset, or found dead. ``server`` names it when known.
+
+    Every such error a client raises is one of its subclasses, so that one
+    ``except ConnectionUnavailableError`` (or ``except ConnectionError``)
+    covers them all.
+    """
+
+    def __init__(self, message: str, *, server: tuple[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+class ConnectionClosedError(ConnectionUnavailableError):
+    """The connection ended: closed by the peer, reset, or aborted because
+    the peer stopped answering (heartbeat) or reading.
 
     ``partial`` is True when it closed in the middle of a frame (the frame is
     lost), False when it closed cleanly between frames.
     """
 
-    def __init__(self, message: str, *, partial: bool = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, partial: bool = False, server: tuple[str, int] | None = None
+    ) -> None:
+        super().__init__(message, server=server)
         self.partial = partial
 
 
-class NotConnectedError(NetaioError, ConnectionError):
+class NotConnectedError(ConnectionUnavailableError):
     """A client was asked to use a server it has no open connection to."""
 
     def __init__(self, server: tuple[str, int]) -> None:
-        super().__init__(f"not connected to {server[0]}:{server[1]}; call connect() first")
-        self.server = server
+        super().__init__(
+            f"not connected to {server[0]}:{server[1]}; call connect() first", server=server
+        )
+
+
+class ConnectRefusedError(ConnectionUnavailableError, ConnectionRefusedError):
+    """``connect()`` was refused (no server listens there)."""
+
+
+class ConnectTimeoutError(ConnectionUnavailableError, TimeoutError):
+    """``connect()`` took longer than its timeout."""
 
 
 class AuthenticationError(NetaioError):
-    """A received message failed an auth plugin's check.
+    """A received message failed an auth plugin's check, or (raised by
+    ``TCPClient.request``) the server answered AUTH_ERROR.
 
-    ``plugin`` is the plugin whose ``check`` failed; its ``error()`` is the
-    reply a server sends.
+    ``plugin`` is the plugin whose ``check`` failed (a server sends its
+    ``error()``); ``reply`` is the AUTH_ERROR message, when there is one.
     """
 
-    def __init__(self, plugin: AuthPluginProtocol, key: Hashable | None = None) -> None:
-        super().__init__("message failed the auth check")
+    def __init__(
+        self,
+        plugin: AuthPluginProtocol | None,
+        key: Hashable | None = None,
+        *,
+        reply: object = None,
+    ) -> None:
+        super().__init__(
+            "message failed the auth check"
+            if reply is None
+            else "the server refused the request's authentication (AUTH_ERROR)"
+        )
         self.plugin = plugin
         self.key = key
+        self.reply = reply
 
 
 class LimitExceededError(NetaioError):

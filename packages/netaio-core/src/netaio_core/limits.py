@@ -49,6 +49,13 @@ class Limits:
             one is refused ("invalid message") before its fields are built.
         max_auth_fields: fields an auth section may hold, checked from its
             first bytes before any is built.
+        heartbeat_interval: seconds without receiving anything after which a
+            client sends a heartbeat (an OK to ``netaio/ping``, see
+            PROTOCOL.md); None turns heartbeats off. A server expects a
+            client that has sent one to send something at least this often.
+        heartbeat_timeout: seconds a heartbeat may go unanswered: a peer
+            silent for ``heartbeat_interval + heartbeat_timeout`` is taken
+            for dead and its connection aborted (both ends).
         max_concurrent_requests: (server) messages of one connection that
             carry a correlation id and are handled at once; at the limit the
             connection's later frames wait (and reading pauses). Messages
@@ -75,6 +82,8 @@ class Limits:
     max_key_length: int = 1024
     max_auth_size: int = 8192
     max_auth_fields: int = 32
+    heartbeat_interval: float | None = 20.0
+    heartbeat_timeout: float = 20.0
     max_concurrent_requests: int = 64
     max_queue: int = 1024
 
@@ -100,7 +109,9 @@ class Limits:
             raise ValueError("close_timeout and tls_handshake_timeout must be positive")
         if self.write_buffer_limit < 1:
             raise ValueError("write_buffer_limit must be at least 1")
-        for name in ("idle_timeout", "frame_timeout", "connect_timeout"):
+        if self.heartbeat_timeout <= 0:
+            raise ValueError("heartbeat_timeout must be positive")
+        for name in ("idle_timeout", "frame_timeout", "connect_timeout", "heartbeat_interval"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive or None")

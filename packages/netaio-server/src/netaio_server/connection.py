@@ -25,9 +25,16 @@ from netaio_core import (
     FrameTooLargeError,
     MessageProtocol,
     MessageT,
+    MessageType,
 )
 from netaio_core.correlation import fields_correlation_id, set_correlation_id
-from netaio_core.transport import BATCH_LIMIT, ConnectionWriter, StreamConnection
+from netaio_core.heartbeat import HEARTBEAT_URI, make_heartbeat
+from netaio_core.transport import (
+    BATCH_LIMIT,
+    ConnectionWriter,
+    StreamConnection,
+    enable_keepalive,
+)
 
 if TYPE_CHECKING:
     from .server import TCPServer
@@ -39,6 +46,7 @@ READ_AHEAD = 256 * 1024
 (while a handler runs or while the peer does not take its replies)."""
 
 _STREAM_READ_SIZE = 64 * 1024
+_OK = MessageType.OK
 
 # A handler's pending result, its auth plugin and the request's correlation id.
 _Awaited = tuple[Awaitable[Any], AuthPluginProtocol | None, int | None]
@@ -64,6 +72,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         self.ip = ""
         self.handshake: asyncio.Task[None] | None = None
         self._closing = False
+        self.heartbeats = False  # the client sends heartbeats
         self._stream = writer is not None
         self._read_paused = False
         self._resumed: asyncio.Future[None] | None = None  # the stream loop waiting to read
@@ -80,6 +89,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         self.ip = str(peer[0]) if isinstance(peer, tuple) else self.peer
+        enable_keepalive(transport)
         server = self.server
         if not server._count_in(self):
             self.transport.abort()
@@ -245,6 +255,10 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                 progressed = True
                 auth_data = message.auth_data
                 cid = fields_correlation_id(auth_data) if auth_data.fields else None
+                if message.header.message_type is _OK and message.body.uri == HEARTBEAT_URI:
+                    self.heartbeats = True  # from now on, expected at least that often
+                    self.send_reply(make_heartbeat(), None, cid)
+                    continue
                 try:
                     result, handler_plugin, awaited = call(message, writer, fallback)
                 except BaseException as exc:  # contained to this message (see _error_reply)
@@ -382,6 +396,11 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                 self.expect(limits.frame_timeout, "frame_timeout reached mid-frame")
         else:
             self._frame_started = False
+            if self.heartbeats and limits.heartbeat_interval is not None:
+                silence = limits.heartbeat_interval + limits.heartbeat_timeout
+                if limits.idle_timeout is None or silence < limits.idle_timeout:
+                    self.expect(silence, "no heartbeat from the client (dead peer)")
+                    return
             if limits.idle_timeout is not None or self.deadline is not None:
                 self.expect(limits.idle_timeout, "idle_timeout reached")
 

@@ -377,10 +377,11 @@ class TCPServer(Endpoint[MessageT]):
         if isinstance(exc, AuthenticationError):
             self.logger.warning("Auth check failed for message from %s", connection.peer)
             try:
-                return exc.plugin.error()
+                if exc.plugin is not None:
+                    return exc.plugin.error()
             except Exception:
                 self.logger.exception("Auth plugin error() failed for %s", connection.peer)
-                return self.make_error("auth failed")
+            return self.make_error("auth failed")
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             self.logger.error(
                 "A handler raised %s on a message from %s: stopping the server",

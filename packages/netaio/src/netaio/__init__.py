@@ -7,7 +7,14 @@ netaio-core, netaio-auth, netaio-client and netaio-server.
 from __future__ import annotations
 
 from netaio_auth import HMACAuthPlugin
-from netaio_client import Subscription, SubscriptionError, TCPClient, default_client_logger
+from netaio_client import (
+    ConnectionState,
+    ReconnectPolicy,
+    Subscription,
+    SubscriptionError,
+    TCPClient,
+    default_client_logger,
+)
 from netaio_core import (
     AuthFields,
     AuthFieldsProtocol,
@@ -34,6 +41,9 @@ from netaio_core.errors import (
     AuthenticationError,
     ChecksumError,
     ConnectionClosedError,
+    ConnectionUnavailableError,
+    ConnectRefusedError,
+    ConnectTimeoutError,
     DecodeError,
     FrameError,
     FrameTooLargeError,
@@ -56,7 +66,11 @@ __all__ = [
     "Body",
     "BodyProtocol",
     "ChecksumError",
+    "ConnectRefusedError",
+    "ConnectionState",
+    "ConnectTimeoutError",
     "ConnectionClosedError",
+    "ConnectionUnavailableError",
     "DecodeError",
     "FrameError",
     "FrameTooLargeError",
@@ -72,6 +86,7 @@ __all__ = [
     "NetaioError",
     "NotConnectedError",
     "ProtocolError",
+    "ReconnectPolicy",
     "Subscription",
     "SubscriptionError",
     "TCPClient",
