@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .auth_section import AuthValue, decode_auth_fields, encode_auth_fields
+from .broker import BROADCAST, BrokerProtocol
 from .codec import MAX_SECTION_LENGTH, AuthFields, Body, Header, Message, MessageType
 from .correlation import CORRELATION_FIELD, PendingRequests, correlation_id, set_correlation_id
 from .defaults import (
@@ -56,9 +57,11 @@ __all__ = [
     "AuthFieldsProtocol",
     "AuthPluginProtocol",
     "AuthValue",
+    "BROADCAST",
     "AuthenticationError",
     "Body",
     "BodyProtocol",
+    "BrokerProtocol",
     "ChecksumError",
     "ConnectRefusedError",
     "ConnectTimeoutError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl as ssl_module
 from collections.abc import Callable, Hashable, Iterable
 from functools import partial
@@ -13,12 +14,14 @@ from types import TracebackType
 from typing import Any
 
 from netaio_core import (
+    BROADCAST,
     AuthenticationError,
     AuthFields,
     AuthFieldsProtocol,
     AuthPluginProtocol,
     Body,
     BodyProtocol,
+    BrokerProtocol,
     ChecksumError,
     Endpoint,
     Handler,
@@ -130,6 +133,7 @@ class TCPServer(Endpoint[MessageT]):
         ssl: ssl_module.SSLContext | None = None,
         backlog: int = 1024,
         extract_keys: Callable[[MessageT], list[Hashable]] | None = None,
+        broker: BrokerProtocol | None = None,
     ) -> None:
         """Initialize the TCPServer. Args:
         host: The host to listen on.
@@ -151,6 +155,9 @@ class TCPServer(Endpoint[MessageT]):
         backlog: The listen backlog: connections the kernel queues before
             they are accepted.
         extract_keys: An alias of ``keys_extractor`` (the client's name).
+        broker: A message broker (``BrokerProtocol``, e.g.
+            ``netaio_server.nats.NatsBroker``) that carries ``notify`` and
+            ``broadcast`` to the subscribers of other instances.
         """
         super().__init__(
             header_class,
@@ -170,6 +177,8 @@ class TCPServer(Endpoint[MessageT]):
         self.clients = set()
         self.ssl = ssl
         self.backlog = backlog
+        self.broker = broker
+        self.reuse_port = False
         self._connections: dict[asyncio.StreamWriter, ServerConnection[MessageT]] = {}
         self._listener: asyncio.Server | None = None
         self._counted: set[ServerConnection[MessageT]] = set()  # handshakes included
@@ -213,6 +222,7 @@ class TCPServer(Endpoint[MessageT]):
         subscribers = self.subscriptions.get(key)
         if subscribers is None:
             subscribers = self.subscriptions[key] = set()
+            self._broker_interest(key, True)
         subscribers.add(writer)
         keys.add(key)
 
@@ -226,6 +236,7 @@ class TCPServer(Endpoint[MessageT]):
             subscribers.discard(writer)
             if not subscribers:
                 del self.subscriptions[key]
+                self._broker_interest(key, False)
         connection = self._connections.get(writer)
         if connection is not None:
             connection.keys.discard(key)
@@ -495,23 +506,68 @@ class TCPServer(Endpoint[MessageT]):
     async def broadcast(self, message: MessageProtocol, use_auth: bool = True) -> None:
         """Send the message to all connected clients. The message is signed
         and encoded once and queued for every client without waiting for
-        any; a client whose send fails or whose buffer is full is dropped."""
+        any; a client whose send fails or whose buffer is full is dropped.
+        With a broker, the clients of every other instance get it too."""
         if use_auth:
             self.sign(message)
-        self._send_bytes(message.encode(), self.clients, self.clients)
+        data = message.encode()
+        self._send_bytes(data, self.clients, self.clients)
+        if self.broker is not None:
+            await self._publish(BROADCAST, data)
 
     async def notify(self, key: Hashable, message: MessageProtocol, use_auth: bool = True) -> None:
         """Send the message to all subscribed clients for the given key. The
         message is signed and encoded once and queued for every subscriber
         without waiting for any; a subscriber whose send fails or whose
-        buffer is full is dropped."""
+        buffer is full is dropped. With a broker (and a bytes or str key),
+        the subscribers of every other instance get it too."""
         subscribers = self.subscriptions.get(key)
-        if not subscribers:
+        remote = self.broker is not None and isinstance(key, (bytes, str))
+        if not subscribers and not remote:
             self.logger.debug("No subscribers found for key=%s, skipping notification", key)
             return
         if use_auth:
             self.sign(message)
-        self._send_bytes(message.encode(), subscribers, subscribers)
+        data = message.encode()
+        if subscribers:
+            self._send_bytes(data, subscribers, subscribers)
+        if remote:
+            await self._publish(key, data)  # type: ignore[arg-type]
+
+    # -- the broker ----------------------------------------------------------
+
+    async def _publish(self, key: bytes | str | None, data: bytes) -> None:
+        """Publish through the broker; a broker failure is logged, and local
+        delivery (already done) is unaffected."""
+        assert self.broker is not None
+        try:
+            await self.broker.publish(key, data)
+        except Exception as exc:
+            self.logger.warning("Broker publish for key=%s failed: %s", key, exc)
+
+    def _deliver(self, key: bytes | str | None, data: bytes) -> None:
+        """A frame another instance published: to the local subscribers."""
+        if key is BROADCAST:
+            self._send_bytes(data, self.clients, self.clients)
+            return
+        subscribers = self.subscriptions.get(key)
+        if subscribers:
+            self._send_bytes(data, subscribers, subscribers)
+
+    def _broker_interest(self, key: Hashable, subscribed: bool) -> None:
+        """Tell the broker that the first local subscriber of ``key`` came or
+        the last one left."""
+        if self.broker is None or not isinstance(key, (bytes, str)) or self._listener is None:
+            return
+        call = self.broker.subscribe if subscribed else self.broker.unsubscribe
+        task = asyncio.ensure_future(call(key))
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._broker_done)
+
+    def _broker_done(self, task: asyncio.Future[Any]) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.logger.warning("Broker subscription change failed: %s", task.exception())
 
     def _disconnect_frame(self) -> bytes:
         message = self.message_class.prepare(
@@ -538,10 +594,14 @@ class TCPServer(Endpoint[MessageT]):
 
     # -- lifecycle -----------------------------------------------------------
 
-    async def listen(self) -> None:
+    async def listen(self, sock: socket.socket | None = None) -> None:
         """Bind and start accepting connections, then return; idempotent.
 
-        With ``port=0`` the chosen port is in ``port`` afterwards.
+        With ``port=0`` the chosen port is in ``port`` afterwards. ``sock``
+        serves an already bound socket instead (a runner's workers share
+        one); ``reuse_port`` (an attribute, False by default) binds with
+        SO_REUSEPORT so that several processes can listen on one port. With
+        a broker, it is started first.
         """
         if self._listener is not None:
             return
@@ -552,12 +612,22 @@ class TCPServer(Endpoint[MessageT]):
         self._max_connections = _fit_to_fd_limit(self.limits.max_connections, self.logger)
         loop = asyncio.get_running_loop()
         try:
-            self._listener = await loop.create_server(
-                partial(ServerConnection, self),
-                self.host,
-                self.port,
-                backlog=self.backlog,
-            )
+            if self.broker is not None:
+                await self.broker.start(self._deliver)
+                for key in self.subscriptions:
+                    if isinstance(key, (bytes, str)):
+                        await self.broker.subscribe(key)
+            factory = partial(ServerConnection, self)
+            if sock is not None:
+                self._listener = await loop.create_server(factory, sock=sock, backlog=self.backlog)
+            else:
+                self._listener = await loop.create_server(
+                    factory,
+                    self.host,
+                    self.port,
+                    backlog=self.backlog,
+                    reuse_port=self.reuse_port or None,
+                )
         except Exception as exc:
             # Wake the current wait_started() callers with the reason; later
             # callers wait for the next start, on a fresh event.
@@ -633,6 +703,11 @@ class TCPServer(Endpoint[MessageT]):
         # to the loop that first waits on it, and the server may serve again
         # in another loop.
         self._started, self._stopped = asyncio.Event(), asyncio.Event()
+        if self.broker is not None:
+            try:
+                await self.broker.stop()
+            except Exception as exc:
+                self.logger.warning("Broker stop failed: %s", exc)
         self.logger.info("Server stopped")
 
     async def __aenter__(self) -> TCPServer[MessageT]:
