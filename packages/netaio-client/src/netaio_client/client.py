@@ -19,6 +19,7 @@ from netaio_core import (
     Body,
     BodyProtocol,
     ChecksumError,
+    CipherPluginProtocol,
     ConnectionClosedError,
     ConnectionUnavailableError,
     ConnectRefusedError,
@@ -41,7 +42,7 @@ from netaio_core import (
 )
 from netaio_core.correlation import set_correlation_id
 
-from .connection import ClientConnection
+from .connection import ClientConnection, Rejected
 from .reconnect import ConnectionState, ReconnectPolicy
 from .subscription import Subscription
 
@@ -93,6 +94,7 @@ class TCPClient(Endpoint[MessageT]):
         keys_extractor: Callable[[MessageT], list[Hashable]] | None = None,
         reconnect: bool | ReconnectPolicy = False,
         auth_error_handler: AuthErrorHandler | None = None,
+        cipher_plugin: CipherPluginProtocol | None = None,
     ) -> None:
         """Initialize the TCPClient. Args:
         host: The default host address (IPv4, IPv6 or a name).
@@ -113,6 +115,8 @@ class TCPClient(Endpoint[MessageT]):
             subscriptions made with ``subscribe`` and restart the managed
             receive loop. Requests pending at the loss fail at once with
             ``ConnectionClosedError``; none is retried.
+        cipher_plugin: A cipher plugin that encrypts every message sent and
+            decrypts every one received (see ``Endpoint.seal``).
         auth_error_handler: called as ``handler(client, plugin, message)``
             for a message that fails the auth check in a receive loop (it
             may return an awaitable); such a message is otherwise dropped.
@@ -127,6 +131,7 @@ class TCPClient(Endpoint[MessageT]):
             auth_fields_class,
             limits,
             handlers,
+            cipher_plugin,
         )
         self.hosts = {}
         self.default_host = (host, port)
@@ -346,8 +351,8 @@ class TCPClient(Endpoint[MessageT]):
         connection = self._connection(server)
         if use_auth is not None:
             set_auth = use_auth
-        if set_auth and self.auth_plugin is not None:
-            self.auth_plugin.make(message.auth_data, message.body)
+        if set_auth:
+            message = self.seal(message, None, connection.peer_state)
         self._write(connection, message.encode())
         if connection.write_paused:
             await self._drain(connection)
@@ -359,6 +364,7 @@ class TCPClient(Endpoint[MessageT]):
         if transport.is_closing():
             raise connection.closed_error("is closed")
         transport.write(data)
+        connection.last_sent = connection.loop.time()
         if transport.get_write_buffer_size() > self.limits.write_buffer_limit:
             connection.abort("the server is not reading (write_buffer_limit exceeded)")
             raise connection.closed_error("was aborted: the server is not reading")
@@ -414,9 +420,8 @@ class TCPClient(Endpoint[MessageT]):
         # One timer on the reply's future: cheaper than wait_for's machinery.
         timer = loop.call_later(timeout, _expire, reply, connection.name, uri, timeout)
         try:
-            if self.auth_plugin is not None:
-                self.auth_plugin.make(message.auth_data, message.body)
-            self._write(connection, message.encode())
+            sealed = self.seal(message, None, connection.peer_state)
+            self._write(connection, sealed.encode())
             if connection.write_paused:
                 await self._drain(connection)
             answer = await reply
@@ -524,7 +529,7 @@ class TCPClient(Endpoint[MessageT]):
         result, pending = started
         if pending:
             result = await result
-        return message if result is None else result
+        return message if result is None else result  # type: ignore[return-value]
 
     def _discard(self, server: Server, exc: DecodeError) -> None:
         """Log a malformed message, which is discarded."""
@@ -533,19 +538,28 @@ class TCPClient(Endpoint[MessageT]):
         )
 
     def _start(
-        self, message: MessageT, writer: asyncio.StreamWriter, in_loop: bool = False
+        self,
+        message: MessageT | Rejected[MessageT],
+        writer: asyncio.StreamWriter,
+        in_loop: bool = False,
     ) -> tuple[Any, bool] | None:
-        """Check a message and call its handler, if any: the result and
-        whether it must still be awaited; None when the checksum or an auth
-        check fails (the message is discarded; in a receive loop,
+        """Call a checked message's handler, if any: the result and whether
+        it must still be awaited; None for a message that failed the
+        checksum or an auth check (it is discarded; in a receive loop,
         ``auth_error_handler`` is called). Synchronous, so that a message
         without an async handler costs no coroutine."""
-        try:
-            result, _, pending = self._call_handler(message, writer, None)
-        except ChecksumError:
-            self.logger.warning("Message checksum failed")
+        if isinstance(message, Rejected):
+            error = message.error
+            if isinstance(error, ChecksumError):
+                self.logger.warning("Message checksum failed")
+                return None
+            self.logger.warning("Message auth failed")
+            if in_loop and self.auth_error_handler is not None:
+                return self.auth_error_handler(self, error.plugin, message.message), True
             return None
-        except AuthenticationError as exc:
+        try:
+            result, _, pending = self._call_handler(message, writer, None, None, True)
+        except AuthenticationError as exc:  # a handler's own plugin
             self.logger.warning("Message auth failed")
             if in_loop and self.auth_error_handler is not None:
                 return self.auth_error_handler(self, exc.plugin, message), True

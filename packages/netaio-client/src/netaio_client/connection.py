@@ -19,6 +19,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic
 
 from netaio_core import (
+    AuthenticationError,
+    ChecksumError,
     ConnectionClosedError,
     DecodeError,
     FrameDecoder,
@@ -70,6 +72,16 @@ class ConnectionReader(asyncio.StreamReader):
         return await super().readuntil(separator)
 
 
+class Rejected(Generic[MessageT]):
+    """A received message that failed its checksum or auth check."""
+
+    __slots__ = ("message", "error")
+
+    def __init__(self, message: MessageT, error: ChecksumError | AuthenticationError) -> None:
+        self.message = message
+        self.error = error
+
+
 class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
     """A client's connection to one server: replies, queue, raw reader."""
 
@@ -88,7 +100,8 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         self.pending: PendingRequests[MessageT] = PendingRequests()
         self.reader = ConnectionReader(self, limit=2 * frames.max_frame_size)
         self.consumers = 0  # receive loops running on this connection
-        self._queue: deque[MessageT | ProtocolError] = deque()
+        self._queue: deque[MessageT | Rejected[MessageT] | ProtocolError] = deque()
+        self.peer_state: dict[str, Any] = {}  # what cipher plugins learn of the server
         self.max_queue = client.limits.max_queue
         self.feeds: dict[bytes, Subscription[MessageT]] = {}  # client-side subscriptions
         self._waiter: asyncio.Future[None] | None = None
@@ -96,6 +109,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         self._read_paused = False
         self._abort_reason: str | None = None
         self.last_received = 0.0
+        self.last_sent = 0.0
         self._heartbeat: asyncio.TimerHandle | None = None
         self.pending_pings: list[int] = []
 
@@ -110,7 +124,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         self.reader.set_transport(self.transport)
         self.writer = asyncio.StreamWriter(self.transport, self, self.reader, self.loop)
         enable_keepalive(transport)
-        self.last_received = self.loop.time()
+        self.last_received = self.last_sent = self.loop.time()
         interval = self.client.limits.heartbeat_interval
         if interval is not None:
             self._heartbeat = self.loop.call_later(interval, self._heartbeat_tick)
@@ -124,7 +138,8 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         decoder.receive_data(data)
         queue = self._queue
         pending = self.pending
-        verify = self.client.verify
+        open_message = self.client.open
+        peer = self.peer_state
         progressed = False
         while True:
             try:
@@ -133,21 +148,30 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
                 queue.append(exc)
                 continue
             except FrameError as exc:
-                queue.append(exc)  # kept at the head: the stream is unusable
+                queue.append(exc)  # raised once; then the connection is closed
                 self.abort(f"undecodable stream from the server: {exc}")
                 break
             if message is None:
                 break
             progressed = True
+            try:
+                message = open_message(message, peer)
+            except (ChecksumError, AuthenticationError) as exc:
+                if pending.match(message, exc):  # a reply that fails the checks
+                    continue
+                queue.append(Rejected(message, exc))
+                continue
+            except Exception as exc:  # a failing plugin: the message is refused
+                self.logger.error(
+                    "An auth or cipher plugin failed on a message from %s", self.name, exc_info=exc
+                )
+                refused = AuthenticationError(self.client.auth_plugin)
+                if not pending.match(message, refused):
+                    queue.append(Rejected(message, refused))
+                continue
             if pending or correlation_id(message) is not None:
-                try:
-                    verify(message)
-                except Exception as exc:
-                    if pending.match(message, exc):
-                        continue
-                else:
-                    if pending.match(message):
-                        continue
+                if pending.match(message):
+                    continue
                 if pending.unmatched:
                     self.logger.warning(
                         "Dropping a reply from %s that matches no pending request", self.name
@@ -156,12 +180,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
             if self.feeds and message.header.message_type is MessageType.NOTIFY_URI:
                 feed = self.feeds.get(message.body.uri)
                 if feed is not None:
-                    try:
-                        verify(message)
-                    except Exception as exc:
-                        self.logger.warning("Dropping a notification from %s: %s", self.name, exc)
-                    else:
-                        feed.deliver(message)
+                    feed.deliver(message)
                     continue
             queue.append(message)
         if queue:
@@ -195,22 +214,24 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
 
     # -- taking messages -----------------------------------------------------
 
-    async def receive(self) -> MessageT:
-        """The next queued message; raises what ``receive_once`` documents."""
+    async def receive(self) -> MessageT | Rejected[MessageT]:
+        """The next queued message (checked and decrypted), or a message that
+        failed its checks; raises what ``receive_once`` documents."""
         queue = self._queue
         while True:
             if queue:
-                item = queue[0]
-                if isinstance(item, FrameError):
-                    raise item
-                queue.popleft()
+                item = queue.popleft()
                 if self._read_paused and len(queue) < self.max_queue // 2:
                     self._resume_reading()
                 if isinstance(item, ProtocolError):
                     raise item
                 return item
             if self._raw:
-                return await self.frames.read(self.reader)
+                raw = await self.frames.read(self.reader)
+                try:
+                    return self.client.open(raw, self.peer_state)
+                except (ChecksumError, AuthenticationError) as exc:
+                    return Rejected(raw, exc)
             if self.is_lost:
                 raise self.closed_error()
             if self._waiter is not None:
@@ -287,8 +308,10 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
     # -- heartbeats ------------------------------------------------------------
 
     def _heartbeat_tick(self) -> None:
-        """Send a heartbeat after ``heartbeat_interval`` of silence; abort
-        after ``heartbeat_interval + heartbeat_timeout`` of it."""
+        """Send a heartbeat once ``heartbeat_interval`` passes without
+        receiving or without sending (so that the server hears from a
+        client that only listens); abort after ``heartbeat_interval +
+        heartbeat_timeout`` without receiving."""
         self._heartbeat = None
         if self.is_lost:
             return
@@ -296,20 +319,17 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         interval = limits.heartbeat_interval
         assert interval is not None
         now = self.loop.time()
-        silent = now - self.last_received
         dead_at = self.last_received + interval + limits.heartbeat_timeout
         if now >= dead_at:
             self.abort(
-                f"no answer to heartbeats for {silent:.1f}s "
+                f"no answer to heartbeats for {now - self.last_received:.1f}s "
                 f"(heartbeat_interval + heartbeat_timeout = {interval + limits.heartbeat_timeout}s)"
             )
             return
-        if silent >= interval:
+        if now - min(self.last_received, self.last_sent) >= interval:
             self._ping()
-            when = dead_at
-        else:
-            when = self.last_received + interval
-        self._heartbeat = self.loop.call_at(when, self._heartbeat_tick)
+        next_ping = min(self.last_received, self.last_sent) + interval
+        self._heartbeat = self.loop.call_at(min(next_ping, dead_at), self._heartbeat_tick)
 
     def _ping(self) -> None:
         ping = make_heartbeat()
@@ -318,10 +338,8 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         set_correlation_id(ping, cid)
         self.pending_pings.append(cid)
         try:
-            plugin = self.client.auth_plugin
-            if plugin is not None:
-                plugin.make(ping.auth_data, ping.body)
-            self.transport.write(ping.encode())
+            self.transport.write(self.client.seal(ping, None, self.peer_state).encode())
+            self.last_sent = self.loop.time()
         except Exception as exc:  # a failing plugin: no heartbeat, and say so
             self.pending.forget(cid)
             self.logger.warning("Could not send a heartbeat to %s: %s", self.name, exc)

@@ -7,7 +7,7 @@ inheritance needed; the defaults in ``netaio_core.codec`` are one such set.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from typing_extensions import TypeVar
@@ -172,6 +172,30 @@ class AuthPluginProtocol(Protocol):
 
     def error(self) -> MessageProtocol:
         """Make an error message."""
+        ...
+
+
+PeerState: TypeAlias = "MutableMapping[str, Any]"
+"""What a cipher plugin may remember about the peer of one connection
+(its public key, say): one mapping per connection, empty at first."""
+
+
+@runtime_checkable
+class CipherPluginProtocol(Protocol):
+    """Shows what a cipher plugin should do: encrypt an outgoing message and
+    decrypt an incoming one, in place or as a new message (the result is
+    what is used). ``decrypt`` raises (any exception) for a message it
+    cannot authenticate; the receiver then answers AUTH_ERROR.
+
+    ``peer`` is the connection's ``PeerState`` (None where there is none).
+    """
+
+    def encrypt(self, message: MessageProtocol, peer: PeerState | None = None) -> MessageProtocol:
+        """Return ``message`` with its body encrypted."""
+        ...
+
+    def decrypt(self, message: MessageProtocol, peer: PeerState | None = None) -> MessageProtocol:
+        """Return ``message`` with its body decrypted (raise if it fails)."""
         ...
 
 

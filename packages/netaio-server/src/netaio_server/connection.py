@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Hashable
 from typing import TYPE_CHECKING, Any, Generic
 
 from netaio_core import (
-    AuthPluginProtocol,
     DecodeError,
     FrameError,
     FrameTooLargeError,
@@ -28,6 +27,7 @@ from netaio_core import (
     MessageType,
 )
 from netaio_core.correlation import fields_correlation_id, set_correlation_id
+from netaio_core.dispatch import HandlerLayer
 from netaio_core.heartbeat import HEARTBEAT_URI, make_heartbeat
 from netaio_core.transport import (
     BATCH_LIMIT,
@@ -49,7 +49,7 @@ _STREAM_READ_SIZE = 64 * 1024
 _OK = MessageType.OK
 
 # A handler's pending result, its auth plugin and the request's correlation id.
-_Awaited = tuple[Awaitable[Any], AuthPluginProtocol | None, int | None]
+_Awaited = tuple[Awaitable[Any], HandlerLayer | None, int | None]
 
 
 class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
@@ -73,6 +73,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         self.handshake: asyncio.Task[None] | None = None
         self._closing = False
         self.heartbeats = False  # the client sends heartbeats
+        self.peer_state: dict[str, Any] = {}  # what cipher plugins learn of the peer
         self._stream = writer is not None
         self._read_paused = False
         self._resumed: asyncio.Future[None] | None = None  # the stream loop waiting to read
@@ -127,6 +128,9 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         finally:
             self.handshake = None
         if transport is None or self.is_lost:
+            # Aborted mid-handshake (a deadline, stop()): asyncio may not
+            # report the loss to this protocol, so leave the counts here.
+            self.connection_lost(None)
             return
         self.transport = transport
         self.cancel_deadline()
@@ -260,19 +264,19 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                     self.send_reply(make_heartbeat(), None, cid)
                     continue
                 try:
-                    result, handler_plugin, awaited = call(message, writer, fallback)
+                    result, layer, awaited = call(message, writer, fallback, self.peer_state)
                 except BaseException as exc:  # contained to this message (see _error_reply)
-                    result, handler_plugin, awaited = server._error_reply(self, exc), None, False
+                    result, layer, awaited = server._error_reply(self, exc), None, False
                 if awaited:
                     if cid is None:
-                        pending = (result, handler_plugin, None)
+                        pending = (result, layer, None)
                         break
-                    serve = self._serve_concurrent(result, handler_plugin, cid)
+                    serve = self._serve_concurrent(result, layer, cid)
                     concurrent.add(self.loop.create_task(serve))
                     if len(concurrent) >= limit:
                         break
                 elif result is not None:
-                    self.send_reply(result, handler_plugin, cid)
+                    self.send_reply(result, layer, cid)
                     if self._stalled():
                         break
         finally:
@@ -286,15 +290,15 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
 
     async def _reply_when_done(self, awaited: _Awaited) -> None:
         """Await a handler's result and send it as the reply."""
-        result, handler_plugin, cid = awaited
+        result, layer, cid = awaited
         try:
             reply = await result
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # contained to this message (see _error_reply)
-            reply, handler_plugin = self.server._error_reply(self, exc), None
+            reply, layer = self.server._error_reply(self, exc), None
         if reply is not None and not self.is_lost:
-            self.send_reply(reply, handler_plugin, cid)
+            self.send_reply(reply, layer, cid)
             self._after_writes()
 
     async def _serve_awaited(self, first: _Awaited) -> None:
@@ -317,11 +321,11 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         self._after_handlers()
 
     async def _serve_concurrent(
-        self, result: Awaitable[Any], handler_plugin: AuthPluginProtocol | None, cid: int
+        self, result: Awaitable[Any], layer: HandlerLayer | None, cid: int
     ) -> None:
         """Await a correlated request's handler and send its reply."""
         try:
-            await self._reply_when_done((result, handler_plugin, cid))
+            await self._reply_when_done((result, layer, cid))
         except Exception as exc:
             self._fail(exc)
         finally:
@@ -348,14 +352,14 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
     def send_reply(
         self,
         reply: MessageProtocol,
-        handler_plugin: AuthPluginProtocol | None,
+        layer: HandlerLayer | None,
         cid: int | None,
     ) -> None:
-        """Sign, encode and send (or batch) a reply, with the request's
-        correlation id; a failure is contained."""
+        """Seal (sign, encrypt), encode and send (or batch) a reply, with the
+        request's correlation id; a failure is contained."""
         if cid is not None:
             set_correlation_id(reply, cid)
-        data = self.server._encode_reply(self, reply, handler_plugin)
+        data = self.server._encode_reply(self, reply, layer)
         if data is not None:
             self.write(data)
 

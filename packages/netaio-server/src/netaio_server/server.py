@@ -23,6 +23,7 @@ from netaio_core import (
     BodyProtocol,
     BrokerProtocol,
     ChecksumError,
+    CipherPluginProtocol,
     Endpoint,
     Handler,
     Header,
@@ -36,6 +37,8 @@ from netaio_core import (
     keys_extractor,
     make_error_response,
 )
+from netaio_core.binding import FROM_SERVER
+from netaio_core.dispatch import HandlerLayer
 
 from .connection import ServerConnection
 
@@ -54,6 +57,16 @@ def not_found_handler(message: MessageProtocol, writer: asyncio.StreamWriter) ->
     return make_error_response("not found")
 
 
+def _copy(message: MessageProtocol) -> MessageProtocol:
+    """A message of the same class, type, uri, content and auth fields."""
+    body = message.body
+    make_body: Any = type(body).prepare  # the Protocol's prepare() names content only
+    fields = type(message.auth_data)(dict(message.auth_data.fields))  # type: ignore[call-arg]
+    return type(message).prepare(
+        make_body(body.content, body.uri), message.header.message_type, fields
+    )
+
+
 def _key_length(key: Hashable) -> int:
     """The length a subscription key is held to: of bytes or str, or the
     sum over a tuple's items."""
@@ -67,36 +80,42 @@ def _key_length(key: Hashable) -> int:
 _FD_HEADROOM = 64  # descriptors kept free for the listener, logs, files, clients
 
 
-def _fit_to_fd_limit(max_connections: int, logger: logging.Logger) -> int:
-    """Make room for ``max_connections`` sockets under RLIMIT_NOFILE: raise
-    the soft limit towards the hard one if needed, else serve fewer
-    connections (an accept past the limit would fail with EMFILE). Says
-    what it did in the log; returns the connection cap to enforce."""
+def _fit_to_fd_limit(max_connections: int, backlog: int, logger: logging.Logger) -> tuple[int, int]:
+    """Make room under RLIMIT_NOFILE for ``max_connections`` sockets plus a
+    burst of ``backlog`` accepted at once (asyncio accepts up to that many
+    before any refused one is closed): raise the soft limit towards the
+    hard one if needed, else serve fewer connections with a smaller
+    backlog, so that an accept never fails with EMFILE. Says what it did in
+    the log; returns the connection cap and the backlog to use."""
     try:
         import resource
     except ImportError:  # not on this platform
-        return max_connections
+        return max_connections, backlog
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = max_connections + _FD_HEADROOM
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        if target > soft:
-            try:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-                logger.info("Raised RLIMIT_NOFILE from %d to %d for max_connections", soft, target)
-                soft = target
-            except (ValueError, OSError) as exc:
-                logger.warning("Could not raise RLIMIT_NOFILE from %d: %s", soft, exc)
-        if soft < needed:
-            cap = max(1, soft - _FD_HEADROOM)
-            logger.warning(
-                "RLIMIT_NOFILE is %d: serving at most %d connections, not max_connections=%d",
-                soft,
-                cap,
-                max_connections,
-            )
-            return cap
-    return max_connections
+    needed = max_connections + backlog + _FD_HEADROOM
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return max_connections, backlog
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            logger.info("Raised RLIMIT_NOFILE from %d to %d for max_connections", soft, target)
+            soft = target
+        except (ValueError, OSError) as exc:
+            logger.warning("Could not raise RLIMIT_NOFILE from %d: %s", soft, exc)
+    if soft >= needed:
+        return max_connections, backlog
+    room = max(2, soft - _FD_HEADROOM)
+    backlog = max(1, min(backlog, room // 4))
+    cap = max(1, min(max_connections, room - backlog))
+    logger.warning(
+        "RLIMIT_NOFILE is %d: serving at most %d connections (not max_connections=%d), backlog %d",
+        soft,
+        cap,
+        max_connections,
+        backlog,
+    )
+    return cap, backlog
 
 
 class TCPServer(Endpoint[MessageT]):
@@ -114,6 +133,7 @@ class TCPServer(Endpoint[MessageT]):
     subscriptions: dict[Hashable, set[asyncio.StreamWriter]]
     clients: set[asyncio.StreamWriter]
     ssl: ssl_module.SSLContext | None
+    direction = FROM_SERVER
 
     def __init__(
         self,
@@ -134,6 +154,7 @@ class TCPServer(Endpoint[MessageT]):
         backlog: int = 1024,
         extract_keys: Callable[[MessageT], list[Hashable]] | None = None,
         broker: BrokerProtocol | None = None,
+        cipher_plugin: CipherPluginProtocol | None = None,
     ) -> None:
         """Initialize the TCPServer. Args:
         host: The host to listen on.
@@ -155,6 +176,9 @@ class TCPServer(Endpoint[MessageT]):
         backlog: The listen backlog: connections the kernel queues before
             they are accepted.
         extract_keys: An alias of ``keys_extractor`` (the client's name).
+        cipher_plugin: A cipher plugin (``CipherPluginProtocol``) that
+            decrypts every message received and encrypts every one sent,
+            outside the handlers' own (see ``Endpoint.seal``).
         broker: A message broker (``BrokerProtocol``, e.g.
             ``netaio_server.nats.NatsBroker``) that carries ``notify`` and
             ``broadcast`` to the subscribers of other instances.
@@ -168,6 +192,7 @@ class TCPServer(Endpoint[MessageT]):
             auth_plugin,
             auth_fields_class,
             limits,
+            cipher_plugin=cipher_plugin,
         )
         self.host = host
         self.port = port
@@ -412,14 +437,12 @@ class TCPServer(Endpoint[MessageT]):
         self,
         connection: ServerConnection[MessageT],
         reply: MessageProtocol,
-        handler_plugin: AuthPluginProtocol | None,
+        layer: HandlerLayer | None,
     ) -> bytes | None:
-        """Sign and encode a reply; a failure here is contained and logged
+        """Seal and encode a reply; a failure here is contained and logged
         (an error reply instead, or None after aborting the connection)."""
         try:
-            if handler_plugin is not None or self.auth_plugin is not None:
-                self.sign(reply, handler_plugin)
-            return reply.encode()
+            return self.seal(reply, layer, connection.peer_state).encode()
         except Exception:
             self.logger.exception("Could not sign or encode a reply to %s", connection.peer)
         try:
@@ -499,15 +522,41 @@ class TCPServer(Endpoint[MessageT]):
     ) -> None:
         """Helper coroutine to send a message to a client. On error, it logs
         the exception and removes the client from the given collection."""
+        if self.cipher_plugin is not None:
+            self._send_sealed(message, (client,), collection)
+            return
         if use_auth:
             self.sign(message)
         self._send_bytes(message.encode(), (client,), collection)
+
+    def _send_sealed(
+        self,
+        message: MessageProtocol,
+        writers: Iterable[asyncio.StreamWriter],
+        collection: set[asyncio.StreamWriter] | None,
+    ) -> None:
+        """With a cipher plugin, each peer gets its own encryption of the
+        message (a key per peer, with X25519); a peer it cannot be
+        encrypted for is skipped with a log line. Not carried by a broker:
+        other instances hold other peers' keys."""
+        for writer in tuple(writers):
+            connection = self._connections.get(writer)
+            peer = None if connection is None else connection.peer_state
+            try:
+                data = self.seal(_copy(message), None, peer).encode()
+            except Exception as exc:
+                self.logger.warning("Could not encrypt a message for a client: %s", exc)
+                continue
+            self._write(writer, data, collection)
 
     async def broadcast(self, message: MessageProtocol, use_auth: bool = True) -> None:
         """Send the message to all connected clients. The message is signed
         and encoded once and queued for every client without waiting for
         any; a client whose send fails or whose buffer is full is dropped.
         With a broker, the clients of every other instance get it too."""
+        if self.cipher_plugin is not None:
+            self._send_sealed(message, self.clients, self.clients)
+            return
         if use_auth:
             self.sign(message)
         data = message.encode()
@@ -525,6 +574,10 @@ class TCPServer(Endpoint[MessageT]):
         remote = self.broker is not None and isinstance(key, (bytes, str))
         if not subscribers and not remote:
             self.logger.debug("No subscribers found for key=%s, skipping notification", key)
+            return
+        if self.cipher_plugin is not None:
+            if subscribers:
+                self._send_sealed(message, subscribers, subscribers)
             return
         if use_auth:
             self.sign(message)
@@ -569,12 +622,11 @@ class TCPServer(Endpoint[MessageT]):
         if not task.cancelled() and task.exception() is not None:
             self.logger.warning("Broker subscription change failed: %s", task.exception())
 
-    def _disconnect_frame(self) -> bytes:
+    def _disconnect_frame(self, connection: ServerConnection[MessageT]) -> bytes:
         message = self.message_class.prepare(
             self.body_class.prepare(b"server stopping"), MessageType.DISCONNECT
         )
-        self.sign(message)
-        return message.encode()
+        return self.seal(message, None, connection.peer_state).encode()
 
     def _shut(self, connection: ServerConnection[MessageT]) -> None:
         """Say DISCONNECT to a connection and close it (once), or abort it
@@ -585,7 +637,7 @@ class TCPServer(Endpoint[MessageT]):
             connection.transport.abort()
             return
         with contextlib.suppress(Exception):
-            connection.write(self._disconnect_frame())
+            connection.write(self._disconnect_frame(connection))
         connection.close()
 
     def _closed_after_reply(self, connection: ServerConnection[MessageT]) -> None:
@@ -609,7 +661,9 @@ class TCPServer(Endpoint[MessageT]):
         self._stopped.clear()
         self._started.clear()
         self._start_error = None
-        self._max_connections = _fit_to_fd_limit(self.limits.max_connections, self.logger)
+        self._max_connections, backlog = _fit_to_fd_limit(
+            self.limits.max_connections, self.backlog, self.logger
+        )
         loop = asyncio.get_running_loop()
         try:
             if self.broker is not None:
@@ -619,13 +673,13 @@ class TCPServer(Endpoint[MessageT]):
                         await self.broker.subscribe(key)
             factory = partial(ServerConnection, self)
             if sock is not None:
-                self._listener = await loop.create_server(factory, sock=sock, backlog=self.backlog)
+                self._listener = await loop.create_server(factory, sock=sock, backlog=backlog)
             else:
                 self._listener = await loop.create_server(
                     factory,
                     self.host,
                     self.port,
-                    backlog=self.backlog,
+                    backlog=backlog,
                     reuse_port=self.reuse_port or None,
                 )
         except Exception as exc:
