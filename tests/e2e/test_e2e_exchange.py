@@ -16,6 +16,7 @@ from netaio import (
     TCPClient,
     TCPServer,
 )
+from netaio_core.binding import FROM_CLIENT, set_route
 
 TIMEOUT = 5.0
 
@@ -153,16 +154,19 @@ async def test_hmac_instance_and_handler_plugins_sign_and_check_both_ways(auth_s
         await client.connect()
         echo = await request(client, msg(b"echo", b"plain"))
         admin_request = msg(b"admin", b"let me in")
-        inner.make(admin_request.auth_data, admin_request.body)  # the route's own signature
+        # The route's own signature, over the routing field the client's
+        # send() sets (HMACAuthPlugin binds routing: see netaio_core.binding).
+        set_route(admin_request, FROM_CLIENT)
+        inner.make(admin_request.auth_data, admin_request.body)
         admin = await request(client, admin_request)
 
     assert echo is not None
     assert echo.body.content == b"plain"
-    assert set(echo.auth_data.fields) == {"hmac", "nonce", "ts"}
+    assert set(echo.auth_data.fields) == {"hmac", "nonce", "ts", "rt"}
     assert admin is not None
     assert admin.body.content == b"admin ok"
     # The reply carries both signatures, side by side.
-    assert set(admin.auth_data.fields) == {"hmac", "nonce", "ts", *INNER_FIELDS.values()}
+    assert set(admin.auth_data.fields) == {"hmac", "nonce", "ts", "rt", *INNER_FIELDS.values()}
     assert calls == [b"plain", b"let me in"]
 
 

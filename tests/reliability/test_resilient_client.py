@@ -464,7 +464,7 @@ async def test_not_connected_is_a_connection_unavailable_error() -> None:
 
 
 async def test_request_raises_for_an_auth_error_reply(serve: Serve) -> None:
-    server = await serve(echo_server(auth_plugin=HMACAuthPlugin({"secret": "server"})))
+    server = await serve(echo_server(auth_plugin=HMACAuthPlugin({"secret": "server", "bind_routing": False})))
     client: TCPClient[Message] = TCPClient("127.0.0.1", server.port)
     async with client:
         await asyncio.wait_for(client.connect(), TIMEOUT)
@@ -476,8 +476,8 @@ async def test_request_raises_for_an_auth_error_reply(serve: Serve) -> None:
 
 
 async def test_request_raises_for_an_auth_error_with_different_secrets(serve: Serve) -> None:
-    server = await serve(echo_server(auth_plugin=HMACAuthPlugin({"secret": "server"})))
-    plugin = HMACAuthPlugin({"secret": "client"})
+    server = await serve(echo_server(auth_plugin=HMACAuthPlugin({"secret": "server", "bind_routing": False})))
+    plugin = HMACAuthPlugin({"secret": "client", "bind_routing": False})
     client: TCPClient[Message] = TCPClient("127.0.0.1", server.port, auth_plugin=plugin)
     async with client:
         await asyncio.wait_for(client.connect(), TIMEOUT)
@@ -490,9 +490,11 @@ async def test_request_raises_for_an_auth_error_with_different_secrets(serve: Se
 
 def signing_server(secret: str) -> TCPServer[Message]:
     """A server without an auth plugin whose echo replies are signed with
-    ``secret`` (so that they fail the check of a client with another one)."""
+    ``secret`` (so that they fail the check of a client with another one).
+    The handler signs before the server adds the correlation id, so the
+    plugins here do not bind routing (see netaio_core.binding)."""
     server: TCPServer[Message] = TCPServer(host="127.0.0.1", port=0)
-    signer = HMACAuthPlugin({"secret": secret})
+    signer = HMACAuthPlugin({"secret": secret, "bind_routing": False})
 
     @server.on((MessageType.REQUEST_URI, b"echo"))
     def echo(message: Message, writer: asyncio.StreamWriter) -> Message:
@@ -505,7 +507,7 @@ def signing_server(secret: str) -> TCPServer[Message]:
 
 async def test_request_raises_for_a_reply_failing_the_clients_check(serve: Serve) -> None:
     server = await serve(signing_server("server"))
-    plugin = HMACAuthPlugin({"secret": "client"})
+    plugin = HMACAuthPlugin({"secret": "client", "bind_routing": False})
     client: TCPClient[Message] = TCPClient("127.0.0.1", server.port, auth_plugin=plugin)
     async with client:
         await asyncio.wait_for(client.connect(), TIMEOUT)
@@ -514,7 +516,7 @@ async def test_request_raises_for_a_reply_failing_the_clients_check(serve: Serve
         assert caught.value.plugin is plugin
 
     same: TCPClient[Message] = TCPClient(
-        "127.0.0.1", server.port, auth_plugin=HMACAuthPlugin({"secret": "server"})
+        "127.0.0.1", server.port, auth_plugin=HMACAuthPlugin({"secret": "server", "bind_routing": False})
     )
     async with same:
         await asyncio.wait_for(same.connect(), TIMEOUT)
@@ -524,7 +526,7 @@ async def test_request_raises_for_a_reply_failing_the_clients_check(serve: Serve
 
 async def test_auth_error_handler_in_receive_loop_and_receive_once(serve: Serve) -> None:
     server = await serve(signing_server("server"))
-    plugin = HMACAuthPlugin({"secret": "client"})
+    plugin = HMACAuthPlugin({"secret": "client", "bind_routing": False})
     calls: list[tuple[object, AuthPluginProtocol | None, bytes]] = []
     called = asyncio.Event()
 

@@ -10,6 +10,7 @@ import pytest
 
 from netaio_auth import HMACAuthPlugin
 from netaio_core import Message, MessageType
+from netaio_core.binding import FROM_CLIENT, set_route
 from netaio_server import TCPServer
 
 from .conftest import Connect, Serve
@@ -39,7 +40,9 @@ def guarded_server(config: dict[str, object]) -> tuple[TCPServer[Message], list[
 
 
 def signed(content: bytes, config: dict[str, object]) -> Message:
+    """A request signed as a netaio client signs it: routing field, then MAC."""
     message = request(content)
+    set_route(message, FROM_CLIENT)
     HMACAuthPlugin(config).make(message.auth_data, message.body)
     return message
 
@@ -101,14 +104,30 @@ async def test_replay_is_accepted_without_max_skew_and_refused_with_it(
     assert summary(await peer.receive()) == AUTH_FAILED
 
 
-async def test_message_type_is_not_covered_by_the_mac(serve: Serve, connect: Connect) -> None:
+async def test_message_type_tampering_is_refused(serve: Serve, connect: Connect) -> None:
     config: dict[str, object] = {"secret": SECRET}
     server, deleted = guarded_server(config)
     peer = await connect((await serve(server)).port)
     frame = bytearray(signed(b"record 7", config).encode())
-    assert b"record 7" in frame  # no confidentiality either: the content is in clear
+    assert b"record 7" in frame  # no confidentiality: the content is in clear
 
-    frame[0] = MessageType.DELETE_URI.value  # the header is outside the MAC
+    frame[0] = MessageType.DELETE_URI.value  # the type is bound by the rt field
+    reply = await peer.request_bytes(bytes(frame))
+    assert summary(reply) == AUTH_FAILED
+    assert deleted == []
+
+
+async def test_without_bind_routing_the_type_is_not_covered(
+    serve: Serve, connect: Connect
+) -> None:
+    """The 0.0.2-compatible mode: what bind_routing=False gives up."""
+    config: dict[str, object] = {"secret": SECRET, "bind_routing": False}
+    server, deleted = guarded_server(config)
+    peer = await connect((await serve(server)).port)
+    message = request(b"record 7")
+    HMACAuthPlugin(config).make(message.auth_data, message.body)
+    frame = bytearray(message.encode())
+    frame[0] = MessageType.DELETE_URI.value
     reply = await peer.request_bytes(bytes(frame))
     assert summary(reply) == (MessageType.OK, ECHO_URI, b"deleted")
     assert deleted == [b"record 7"]

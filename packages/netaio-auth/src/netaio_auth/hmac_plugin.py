@@ -5,8 +5,17 @@ keyed with SHA-256(secret), over::
 
     nonce (16 bytes) || ts (4 bytes, big-endian seconds since the epoch) || body.encode()
 
-It is stored with the nonce and ts in three auth fields whose names are
-configurable, so that several plugins can sign one message.
+or, when the message carries the routing field ``rt`` (see
+``netaio_core.binding``; a netaio client or server sets it for this plugin,
+which ``binds_routing``), over::
+
+    nonce || ts || 0x00 0x72 0x74 || u16 len(rt) || rt || body.encode()
+
+(no valid body can start with those three bytes: its u32 uri length would
+pass the frame size, so the two forms never collide). It is stored with the
+nonce and ts in three auth fields whose names are configurable, so that
+several plugins can sign one message; with several secrets, a fourth field
+names the key.
 """
 
 from __future__ import annotations
@@ -16,11 +25,13 @@ import hmac
 import math
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from netaio_core import AuthFieldsProtocol, BodyProtocol, MessageProtocol, make_error_response
+from netaio_core.binding import ROUTE_FIELD
+
+from .replay import ReplayWindow
 
 __all__ = ["DEFAULT_REPLAY_CACHE_SIZE", "NONCE_SIZE", "HMACAuthPlugin"]
 
@@ -32,7 +43,19 @@ DEFAULT_REPLAY_CACHE_SIZE = 65_536
 (about 12 MB at most); see ``HMACAuthPlugin``."""
 
 _TS_MAX = 0xFFFFFFFF
-_CONFIG_KEYS = ("secret", "hmac_field", "nonce_field", "ts_field", "max_skew", "replay_cache_size")
+_CONFIG_KEYS = (
+    "secret",
+    "secrets",
+    "key_id",
+    "kid_field",
+    "bind_routing",
+    "hmac_field",
+    "nonce_field",
+    "ts_field",
+    "max_skew",
+    "replay_cache_size",
+)
+_ROUTE_MARK = b"\x00rt"
 
 
 def _ts_bytes(value: object) -> bytes | None:
@@ -48,6 +71,10 @@ def _secret(config: Mapping[str, object]) -> bytes:
     secret = config.get("secret")
     if secret is None:
         raise ValueError('HMACAuthPlugin config needs a "secret" (str or bytes)')
+    return _secret_bytes(secret)
+
+
+def _secret_bytes(secret: object) -> bytes:
     if isinstance(secret, str):
         secret = secret.encode()
     if not isinstance(secret, bytes):
@@ -99,28 +126,64 @@ def _cache_size(config: Mapping[str, object], skew: float | None) -> int:
     return size
 
 
+def _keys(config: Mapping[str, object]) -> tuple[dict[str, bytes], str | None]:
+    """The HMAC keys by key id and the id to sign with (None: one key, no id)."""
+    secrets = config.get("secrets")
+    if secrets is None:
+        if "key_id" in config:
+            raise ValueError('HMACAuthPlugin config "key_id" needs "secrets"')
+        return {"": hashlib.sha256(_secret(config)).digest()}, None
+    if "secret" in config:
+        raise ValueError('HMACAuthPlugin config takes "secret" or "secrets", not both')
+    if not isinstance(secrets, Mapping) or not secrets:
+        raise TypeError('HMACAuthPlugin config "secrets" must be a non-empty dict id -> secret')
+    keys: dict[str, bytes] = {}
+    for kid, secret in secrets.items():
+        if not isinstance(kid, str) or not kid:
+            raise TypeError('HMACAuthPlugin config "secrets" keys (key ids) must be non-empty str')
+        keys[kid] = hashlib.sha256(_secret_bytes(secret)).digest()
+    key_id = config.get("key_id")
+    if key_id not in keys:
+        raise ValueError(
+            f'HMACAuthPlugin config "key_id" must name one of "secrets" ({sorted(keys)})'
+        )
+    return keys, str(key_id)
+
+
 class HMACAuthPlugin:
-    """HMAC auth plugin: HMAC-SHA256 over nonce, ts and body.
+    """HMAC auth plugin: HMAC-SHA256 over nonce, ts, routing and body.
 
     Config keys (any other key is a ``ValueError``, so that a typo cannot
     silently turn a protection off):
 
-    - ``secret`` (str or bytes, required): the shared secret; the HMAC key
-      is SHA-256(secret). Use a long random secret: a password-like one can
-      be guessed offline from any captured message.
+    - ``secret`` (str or bytes): the shared secret; the HMAC key is
+      SHA-256(secret). Use a long random secret: a password-like one can be
+      guessed offline from any captured message.
+    - ``secrets`` (dict key id -> secret) and ``key_id`` (one of its ids),
+      instead of ``secret``: key rotation. Messages are signed with
+      ``key_id``'s secret and name it in the ``kid_field`` (default
+      ``"kid"``); messages signed with any of the secrets are accepted. To
+      rotate: add the new secret everywhere, then switch ``key_id``, then
+      remove the old secret.
+    - ``bind_routing`` (bool, default True): this plugin covers the routing
+      field ``rt`` (message type, direction, correlation id; see
+      ``netaio_core.binding``), so a netaio endpoint refuses a frame whose
+      type or id was changed or that was sent back at its sender. Set it to
+      False to exchange signed frames with netaio 0.0.2 peers, which do not
+      send ``rt``.
     - ``hmac_field``, ``nonce_field``, ``ts_field`` (str; default ``"hmac"``,
       ``"nonce"``, ``"ts"``): the auth field names, so that an instance
       plugin and a per-handler plugin can both sign one message.
     - ``max_skew`` (seconds, default None): turns replay protection on.
       ``check`` then rejects a ts more than ``max_skew`` away from ``clock()``
       and a nonce it has already accepted, and ``make`` always issues a
-      fresh nonce and ts.
+      fresh nonce and ts. (Off by default so that ``make`` keeps the
+      documented behaviour of keeping given nonce and ts fields.)
     - ``replay_cache_size`` (int, default ``DEFAULT_REPLAY_CACHE_SIZE``; only
-      with ``max_skew``): how many accepted nonces are remembered. A nonce
-      leaves the cache only by raising a horizon: every ts at or below the
-      ts of a forgotten nonce is rejected from then on, so a replay is never
-      accepted; if more than this many messages arrive within ``max_skew``
-      seconds, some fresh ones are rejected instead.
+      with ``max_skew``): how many accepted nonces are remembered (see
+      ``ReplayWindow``): a replay is never accepted; if more than this many
+      messages arrive within ``max_skew`` seconds, some fresh ones are
+      rejected instead.
 
     Errors: a missing, None or empty secret, an empty or repeated field
     name, a ``max_skew`` that is not positive and finite, a
@@ -131,14 +194,16 @@ class HMACAuthPlugin:
     ``clock`` (keyword-only) returns seconds since the epoch; tests pass a
     controllable one. With ``max_skew`` the replay cache is state shared by
     every message the instance checks: use an instance from one thread (one
-    event loop) only. ``secret`` is read at construction: to change the
-    secret, make a new plugin.
+    event loop) only. Secrets are read at construction.
     """
 
     secret: bytes
     hmac_field: str
     nonce_field: str
     ts_field: str
+    kid_field: str
+    key_id: str | None
+    binds_routing: bool
     max_skew: float | None
     replay_cache_size: int
 
@@ -146,8 +211,8 @@ class HMACAuthPlugin:
         self, config: Mapping[str, Any], *, clock: Callable[[], float] = time.time
     ) -> None:
         """Initialize the HMAC auth plugin with a config. The config must
-        contain {"secret": <str|bytes>}; see the class docstring for the
-        optional keys and the errors."""
+        contain {"secret": <str|bytes>} (or "secrets" and "key_id"); see the
+        class docstring for the optional keys and the errors."""
         if not isinstance(config, Mapping):
             raise TypeError(
                 f'HMACAuthPlugin config must be a dict with a "secret", not {type(config).__name__}'
@@ -157,30 +222,52 @@ class HMACAuthPlugin:
             raise ValueError(
                 f"HMACAuthPlugin config has unknown keys {unknown}; known: {list(_CONFIG_KEYS)}"
             )
-        self.secret = hashlib.sha256(_secret(config)).digest()
+        keys, self.key_id = _keys(config)
+        self.secret = keys["" if self.key_id is None else self.key_id]
         self.hmac_field = _field_name(config, "hmac_field", "hmac")
         self.nonce_field = _field_name(config, "nonce_field", "nonce")
         self.ts_field = _field_name(config, "ts_field", "ts")
-        if len({self.hmac_field, self.nonce_field, self.ts_field}) != 3:
+        self.kid_field = _field_name(config, "kid_field", "kid")
+        names = {self.hmac_field, self.nonce_field, self.ts_field, self.kid_field}
+        if len(names) != 4 or ROUTE_FIELD in names:
             raise ValueError(
-                'HMACAuthPlugin config "hmac_field", "nonce_field" and "ts_field" must differ'
+                'HMACAuthPlugin config "hmac_field", "nonce_field", "ts_field" and '
+                f'"kid_field" must differ, and not be "{ROUTE_FIELD}"'
             )
+        bind = config.get("bind_routing", True)
+        if not isinstance(bind, bool):
+            raise TypeError('HMACAuthPlugin config "bind_routing" must be a bool')
+        self.binds_routing = bind
         self.max_skew = _max_skew(config)
         self.replay_cache_size = _cache_size(config, self.max_skew)
         self._clock = clock
         # Keyed once; each MAC is a copy of this state, which saves the key
         # schedule on every message.
-        self._template = hmac.new(self.secret, digestmod=hashlib.sha256)
-        # Replay state: accepted nonces, their (ts, nonce) in arrival order,
-        # and the ts at or below which every message is rejected.
-        self._seen: set[bytes] = set()
-        self._order: deque[tuple[int, bytes]] = deque()
-        self._horizon = -1
+        self._templates = {
+            kid: hmac.new(key, digestmod=hashlib.sha256) for kid, key in keys.items()
+        }
+        self._template = self._templates["" if self.key_id is None else self.key_id]
+        self._window = (
+            None
+            if self.max_skew is None
+            else ReplayWindow(self.max_skew, self.replay_cache_size, clock)
+        )
 
-    def _mac(self, nonce: bytes, ts: bytes, body: BodyProtocol) -> bytes:
-        mac = self._template.copy()
-        mac.update(nonce + ts + body.encode())
-        return mac.digest()
+    @property
+    def _seen(self) -> set[bytes]:
+        """The nonces in the replay window (for inspection)."""
+        return set() if self._window is None else self._window._seen
+
+    def _mac(
+        self, template: Any, nonce: bytes, ts: bytes, body: BodyProtocol, route: object
+    ) -> bytes:
+        mac = template.copy()
+        if type(route) is bytes:
+            mac.update(nonce + ts + _ROUTE_MARK + len(route).to_bytes(2, "big") + route)
+        else:
+            mac.update(nonce + ts)
+        mac.update(body.encode())
+        return mac.digest()  # type: ignore[no-any-return]
 
     def _now(self) -> bytes:
         return int(self._clock()).to_bytes(4, "big")
@@ -193,7 +280,9 @@ class HMACAuthPlugin:
         A nonce that is not 16 bytes, or a ts that is neither 4 bytes nor an
         int in 0..2**32-1, counts as absent; a kept int ts is stored as
         4 bytes. With ``max_skew`` a fresh nonce and ts are always issued,
-        since a peer with replay protection rejects a reused nonce.
+        since a peer with replay protection rejects a reused nonce. The
+        routing field ``rt``, when present, is covered too; with several
+        secrets, the key id is set.
         """
         fields = auth_fields.fields
         if self.max_skew is None:
@@ -206,7 +295,11 @@ class HMACAuthPlugin:
             ts = self._now()
         fields[self.nonce_field] = nonce
         fields[self.ts_field] = ts
-        fields[self.hmac_field] = self._mac(nonce, ts, body)
+        if self.key_id is not None:
+            fields[self.kid_field] = self.key_id.encode()
+        fields[self.hmac_field] = self._mac(
+            self._template, nonce, ts, body, fields.get(ROUTE_FIELD)
+        )
 
     def check(self, auth_fields: AuthFieldsProtocol, body: BodyProtocol) -> bool:
         """Check if the auth fields are valid for the given body. Performs
@@ -214,11 +307,11 @@ class HMACAuthPlugin:
         fields are missing or if the hmac check fails.
 
         Also False when a field has the wrong type or length (nonce: 16
-        bytes; ts: 4 bytes or an int in 0..2**32-1; hmac: bytes), and, with
-        ``max_skew``, for a stale or future ts or a replayed nonce. Never
-        raises, whatever the field values; the MAC comparison is
-        constant-time. Only a message that passes is remembered for replay
-        protection.
+        bytes; ts: 4 bytes or an int in 0..2**32-1; hmac: bytes), for an
+        unknown key id, and, with ``max_skew``, for a stale or future ts or
+        a replayed nonce. Never raises, whatever the field values; the MAC
+        comparison is constant-time. Only a message that passes is
+        remembered for replay protection.
         """
         fields = auth_fields.fields
         nonce = fields.get(self.nonce_field)
@@ -228,37 +321,25 @@ class HMACAuthPlugin:
             return False
         if type(mac) is not bytes:
             return False
-        skew = self.max_skew
-        if skew is None:
-            return hmac.compare_digest(self._mac(nonce, ts, body), mac)
-        return self._check_fresh(nonce, ts, mac, body, skew)
-
-    def _check_fresh(
-        self, nonce: bytes, ts: bytes, mac: bytes, body: BodyProtocol, skew: float
-    ) -> bool:
-        """The replay-protected check: skew, horizon, cache, then the MAC."""
-        now = self._clock()
+        template: Any = self._template
+        if self.key_id is not None:
+            kid = fields.get(self.kid_field)
+            if type(kid) is not bytes:
+                return False
+            template = self._templates.get(kid.decode("utf-8", "replace"))
+            if template is None:
+                return False
+        window = self._window
         sent = int.from_bytes(ts, "big")
-        # Written so that a NaN clock rejects rather than accepts.
-        if not abs(sent - now) <= skew or sent <= self._horizon or nonce in self._seen:
+        if window is not None and not window.fresh(nonce, sent):
             return False
-        if not hmac.compare_digest(self._mac(nonce, ts, body), mac):
+        if not hmac.compare_digest(
+            self._mac(template, nonce, ts, body, fields.get(ROUTE_FIELD)), mac
+        ):
             return False
-        self._remember(nonce, sent, now - skew)
+        if window is not None:
+            window.remember(nonce, sent)
         return True
-
-    def _remember(self, nonce: bytes, sent: int, oldest: float) -> None:
-        """Cache an accepted nonce; forget expired ones and, when full, the
-        oldest, raising the horizon to the ts of each one forgotten."""
-        order, seen, horizon = self._order, self._seen, self._horizon
-        while order and (order[0][0] < oldest or len(order) >= self.replay_cache_size):
-            old_ts, old_nonce = order.popleft()
-            seen.discard(old_nonce)
-            if old_ts > horizon:
-                horizon = old_ts
-        self._horizon = horizon
-        order.append((sent, nonce))
-        seen.add(nonce)
 
     def error(self) -> MessageProtocol:
         """Make an error message that says "HMAC auth failed" (an
