@@ -464,7 +464,9 @@ async def test_not_connected_is_a_connection_unavailable_error() -> None:
 
 
 async def test_request_raises_for_an_auth_error_reply(serve: Serve) -> None:
-    server = await serve(echo_server(auth_plugin=HMACAuthPlugin({"secret": "server", "bind_routing": False})))
+    server = await serve(
+        echo_server(auth_plugin=HMACAuthPlugin({"secret": "server", "bind_routing": False}))
+    )
     client: TCPClient[Message] = TCPClient("127.0.0.1", server.port)
     async with client:
         await asyncio.wait_for(client.connect(), TIMEOUT)
@@ -476,7 +478,9 @@ async def test_request_raises_for_an_auth_error_reply(serve: Serve) -> None:
 
 
 async def test_request_raises_for_an_auth_error_with_different_secrets(serve: Serve) -> None:
-    server = await serve(echo_server(auth_plugin=HMACAuthPlugin({"secret": "server", "bind_routing": False})))
+    server = await serve(
+        echo_server(auth_plugin=HMACAuthPlugin({"secret": "server", "bind_routing": False}))
+    )
     plugin = HMACAuthPlugin({"secret": "client", "bind_routing": False})
     client: TCPClient[Message] = TCPClient("127.0.0.1", server.port, auth_plugin=plugin)
     async with client:
@@ -516,7 +520,9 @@ async def test_request_raises_for_a_reply_failing_the_clients_check(serve: Serve
         assert caught.value.plugin is plugin
 
     same: TCPClient[Message] = TCPClient(
-        "127.0.0.1", server.port, auth_plugin=HMACAuthPlugin({"secret": "server", "bind_routing": False})
+        "127.0.0.1",
+        server.port,
+        auth_plugin=HMACAuthPlugin({"secret": "server", "bind_routing": False}),
     )
     async with same:
         await asyncio.wait_for(same.connect(), TIMEOUT)
