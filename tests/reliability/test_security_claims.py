@@ -117,9 +117,7 @@ async def test_message_type_tampering_is_refused(serve: Serve, connect: Connect)
     assert deleted == []
 
 
-async def test_without_bind_routing_the_type_is_not_covered(
-    serve: Serve, connect: Connect
-) -> None:
+async def test_without_bind_routing_the_type_is_not_covered(serve: Serve, connect: Connect) -> None:
     """The 0.0.2-compatible mode: what bind_routing=False gives up."""
     config: dict[str, object] = {"secret": SECRET, "bind_routing": False}
     server, deleted = guarded_server(config)

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from netaio_core import AuthPluginProtocol
 
+from .cipher import AEADCipherPlugin, CipherError, X25519CipherPlugin
 from .hmac_plugin import DEFAULT_REPLAY_CACHE_SIZE, HMACAuthPlugin
+from .replay import ReplayWindow
 
 __version__ = "0.1.0"
 
-__all__ = ["AuthPluginProtocol", "DEFAULT_REPLAY_CACHE_SIZE", "HMACAuthPlugin"]
+__all__ = [
+    "AEADCipherPlugin",
+    "AuthPluginProtocol",
+    "CipherError",
+    "DEFAULT_REPLAY_CACHE_SIZE",
+    "HMACAuthPlugin",
+    "ReplayWindow",
+    "X25519CipherPlugin",
+]

@@ -46,6 +46,7 @@ class HandlerLayer(NamedTuple):
     auth: AuthPluginProtocol | None
     cipher: CipherPluginProtocol | None
 
+
 _DEFAULT_LIMITS = Limits()
 _LOGGER = logging.getLogger("netaio")
 
@@ -270,9 +271,8 @@ class Endpoint(Generic[MessageT]):
             raise ChecksumError("checksum mismatch: the body does not match the header")
         plugin = self.auth_plugin
         if plugin is not None or self.cipher_plugin is not None:
-            if (
-                (self.cipher_plugin is not None or binds_routing(plugin))
-                and not route_matches(message, self._incoming)
+            if (self.cipher_plugin is not None or binds_routing(plugin)) and not route_matches(
+                message, self._incoming
             ):
                 raise AuthenticationError(plugin)
             if plugin is not None and not plugin.check(message.auth_data, message.body):
@@ -331,9 +331,7 @@ class Endpoint(Generic[MessageT]):
             if entry is not None:
                 handler, handler_plugin = entry
                 if handler_plugin is not None:
-                    if binds_routing(handler_plugin) and not route_matches(
-                        message, self._incoming
-                    ):
+                    if binds_routing(handler_plugin) and not route_matches(message, self._incoming):
                         raise AuthenticationError(handler_plugin, key)
                     if not handler_plugin.check(message.auth_data, message.body):
                         raise AuthenticationError(handler_plugin, key)

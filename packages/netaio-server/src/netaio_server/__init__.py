@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .runner import run, serve
 from .server import TCPServer, default_server_logger, not_found_handler
 
 __version__ = "0.1.0"
 
-__all__ = ["TCPServer", "default_server_logger", "not_found_handler"]
+__all__ = ["TCPServer", "default_server_logger", "not_found_handler", "run", "serve"]

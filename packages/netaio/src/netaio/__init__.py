@@ -6,7 +6,7 @@ netaio-core, netaio-auth, netaio-client and netaio-server.
 
 from __future__ import annotations
 
-from netaio_auth import HMACAuthPlugin
+from netaio_auth import AEADCipherPlugin, CipherError, HMACAuthPlugin, X25519CipherPlugin
 from netaio_client import (
     ConnectionState,
     ReconnectPolicy,
@@ -22,6 +22,7 @@ from netaio_core import (
     AuthValue,
     Body,
     BodyProtocol,
+    CipherPluginProtocol,
     Handler,
     Header,
     HeaderProtocol,
@@ -53,11 +54,12 @@ from netaio_core.errors import (
     ProtocolError,
     UnknownMessageTypeError,
 )
-from netaio_server import TCPServer, default_server_logger
+from netaio_server import TCPServer, default_server_logger, run, serve
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AEADCipherPlugin",
     "AuthFields",
     "AuthFieldsProtocol",
     "AuthPluginProtocol",
@@ -66,6 +68,8 @@ __all__ = [
     "Body",
     "BodyProtocol",
     "ChecksumError",
+    "CipherError",
+    "CipherPluginProtocol",
     "ConnectRefusedError",
     "ConnectionState",
     "ConnectTimeoutError",
@@ -92,6 +96,7 @@ __all__ = [
     "TCPClient",
     "TCPServer",
     "UnknownMessageTypeError",
+    "X25519CipherPlugin",
     "default_client_logger",
     "default_server_logger",
     "keys_extractor",
@@ -101,6 +106,8 @@ __all__ = [
     "make_not_permitted_msg",
     "make_ok_msg",
     "make_respond_uri_msg",
+    "run",
+    "serve",
     "version",
 ]
 
