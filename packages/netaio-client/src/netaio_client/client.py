@@ -202,14 +202,7 @@ class TCPClient(Endpoint[MessageT]):
         try:
             _, connection = await asyncio.wait_for(
                 loop.create_connection(
-                    partial(
-                        ClientConnection,
-                        self,
-                        server,
-                        self.frame_decoder(),
-                        self._frames,
-                        self.logger,
-                    ),
+                    self.connection_factory(server),
                     host,
                     port,
                     ssl=ssl,
@@ -231,9 +224,23 @@ class TCPClient(Endpoint[MessageT]):
             raise ConnectionUnavailableError(
                 f"connecting to {host}:{port} failed: {exc}", server=server
             ) from exc
+        return connection
+
+    def connection_factory(self, server: Server) -> Callable[[], ClientConnection[MessageT]]:
+        """A protocol factory for one connection to ``server``, for other
+        transports than ``connect``'s TCP: ``loop.create_connection`` with
+        a socket of your own, a UNIX socket, or the in-memory transports of
+        ``netaio_core.testing``. Once connected, the connection is the
+        client's current one for ``server`` (in ``hosts``)."""
+        return partial(
+            ClientConnection, self, server, self.frame_decoder(), self._frames, self.logger
+        )
+
+    def _register(self, connection: ClientConnection[MessageT]) -> None:
+        """A connection is made (called by the connection)."""
+        server = connection.server
         self._connections[server] = connection
         self.hosts[server] = (connection.reader, connection.writer)
-        return connection
 
     def _forget(self, connection: ClientConnection[MessageT]) -> None:
         server = connection.server

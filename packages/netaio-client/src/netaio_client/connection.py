@@ -128,6 +128,7 @@ class ClientConnection(StreamConnection[MessageT], Generic[MessageT]):
         interval = self.client.limits.heartbeat_interval
         if interval is not None:
             self._heartbeat = self.loop.call_later(interval, self._heartbeat_tick)
+        self.client._register(self)
 
     def data_received(self, data: bytes) -> None:
         self.last_received = self.loop.time()

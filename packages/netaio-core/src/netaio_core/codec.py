@@ -41,6 +41,10 @@ def _section_error(what: str, length: int) -> ValueError:
     return ValueError(f"{what} is {length} bytes; a frame carries at most {MAX_SECTION_LENGTH}")
 
 
+def _utf8(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
 # Wire value -> member, for decoding without the cost of an Enum call.
 _MESSAGE_TYPES: dict[int, MessageType] = {t.value: t for t in MessageType}
 
@@ -185,6 +189,29 @@ class Message(_BodyWire):
         return self.header.checksum == crc32(body.encode())
 
     @classmethod
+    def request(
+        cls,
+        uri: bytes | str,
+        content: bytes | str = b"",
+        message_type: MessageType = MessageType.REQUEST_URI,
+    ) -> Message:
+        """A message to ``uri`` with ``content`` (str is UTF-8 encoded):
+        ``Message.request(b"/items/1")`` for
+        ``Message.prepare(Body.prepare(b"", b"/items/1"), MessageType.REQUEST_URI)``."""
+        return cls.prepare(Body.prepare(_utf8(content), _utf8(uri)), message_type)
+
+    def reply(
+        self, content: bytes | str = b"", message_type: MessageType = MessageType.RESPOND_URI
+    ) -> Message:
+        """A reply to this message: the same uri and correlation id, the
+        given content (str is UTF-8 encoded) and type."""
+        answer = self.prepare(Body.prepare(_utf8(content), self.body.uri), message_type)
+        cid = self.auth_data.fields.get("cid")
+        if cid is not None:
+            answer.auth_data.fields["cid"] = cid
+        return answer
+
+    @classmethod
     def received(
         cls, header: Header, auth_data: AuthFields, body: Body, body_bytes: bytes
     ) -> Message:
@@ -251,9 +278,10 @@ class Message(_BodyWire):
 
         Lengths and checksum are filled in. Without ``auth_data`` the message
         gets its own empty ``AuthFields``; no default object is shared.
-        A body or auth data of another class is converted to the default class.
+        A body keeps its class (``ShortUriBody``, say); auth data of another
+        class is converted to the default class.
         """
-        default_body = body if type(body) is Body else Body.prepare(body.content, body.uri)
+        default_body: Body = body  # type: ignore[assignment]  # any BodyProtocol class is kept
         if auth_data is None or auth_data is _DEFAULT_AUTH:
             fields = AuthFields({})
             auth_length = len(EMPTY_AUTH_SECTION)
@@ -271,6 +299,6 @@ class Message(_BodyWire):
             Header(message_type, auth_length, body_length, checksum), fields, default_body
         )
         uri, content = default_body.uri, default_body.content
-        if type(uri) is bytes and type(content) is bytes:
+        if type(default_body) is Body and type(uri) is bytes and type(content) is bytes:
             message._wire = (default_body, uri, content, encoded, checksum)
         return message

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Coroutine, Hashable, Iterable
 from functools import partial
 from inspect import isawaitable
 from types import TracebackType
@@ -55,6 +55,13 @@ default_server_logger.addHandler(logging.NullHandler())
 def not_found_handler(message: MessageProtocol, writer: asyncio.StreamWriter) -> Message:
     """The default handler: a NOT_FOUND reply for a message no handler matched."""
     return make_error_response("not found")
+
+
+async def _after(joining: asyncio.Future[Any], reply: MessageT) -> MessageT:
+    """``reply``, once ``joining`` is done (whatever its outcome)."""
+    with contextlib.suppress(Exception):
+        await asyncio.shield(joining)
+    return reply
 
 
 def _copy(message: MessageProtocol) -> MessageProtocol:
@@ -213,6 +220,7 @@ class TCPServer(Endpoint[MessageT]):
         self._connect_hooks: list[ConnectionHook] = []
         self._disconnect_hooks: list[ConnectionHook] = []
         self._hook_tasks: set[asyncio.Future[Any]] = set()
+        self._broker_joining: dict[Hashable, asyncio.Future[Any]] = {}
         self._started = asyncio.Event()
         self._stopped = asyncio.Event()
         self._start_error: Exception | None = None
@@ -273,12 +281,21 @@ class TCPServer(Endpoint[MessageT]):
         server's own. Then ``notify(uri, message)`` reaches the subscribers,
         and ``TCPClient.subscribe(uri)`` works against this server."""
 
-        def subscribe(message: MessageT, writer: asyncio.StreamWriter) -> MessageT:
+        def subscribe(
+            message: MessageT, writer: asyncio.StreamWriter
+        ) -> MessageT | Coroutine[Any, Any, MessageT]:
+            uri = message.body.uri
             try:
-                self.subscribe(message.body.uri, writer)
+                self.subscribe(uri, writer)
             except LimitExceededError as exc:
                 return self.make_error(f"subscription refused: {exc}")
-            return self._confirm(message, MessageType.CONFIRM_SUBSCRIBE)
+            confirm = self._confirm(message, MessageType.CONFIRM_SUBSCRIBE)
+            joining = self._broker_joining.get(uri)
+            if joining is not None and not joining.done():
+                # Confirm once the broker delivers this key here too, so that
+                # nothing published elsewhere after the confirmation is missed.
+                return _after(joining, confirm)
+            return confirm
 
         def unsubscribe(message: MessageT, writer: asyncio.StreamWriter) -> MessageT:
             self.unsubscribe(message.body.uri, writer)
@@ -616,6 +633,9 @@ class TCPServer(Endpoint[MessageT]):
         task = asyncio.ensure_future(call(key))
         self._hook_tasks.add(task)
         task.add_done_callback(self._broker_done)
+        if subscribed:
+            self._broker_joining[key] = task
+            task.add_done_callback(lambda _: self._broker_joining.pop(key, None))
 
     def _broker_done(self, task: asyncio.Future[Any]) -> None:
         self._hook_tasks.discard(task)

@@ -1,0 +1,8 @@
+"""``netaio.testing``: test handlers without sockets (see ``TestClient``)."""
+
+from __future__ import annotations
+
+from netaio_core.testing import MemoryTransport, connect_pair
+from netaio_server.testing import TestClient
+
+__all__ = ["MemoryTransport", "TestClient", "connect_pair"]
