@@ -230,6 +230,8 @@ class FrameDecoder(FrameCodec[MessageT]):
         rest = self._rest
         if rest < 0:
             if len(data) - pos < header_length and not self._merge(header_length):
+                if pos and pos == len(data):  # all taken: let the chunk go now
+                    self._data, self._pos = b"", 0
                 return None
             data, pos = self._data, self._pos
             try:
