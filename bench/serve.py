@@ -1,6 +1,6 @@
 """The server process of a split measurement (see bench/harness.py).
 
-    python bench/serve.py IMPL LOOP [--hmac] [--broker-port PORT]
+    python bench/serve.py IMPL LOOP [--hmac | --aead] [--broker-port PORT]
 
 Starts IMPL's server on 127.0.0.1 and prints ``{"port": ...}``; then answers
 each ``cpu`` line of stdin with ``{"cpu": seconds}`` (user + system CPU time
@@ -24,7 +24,7 @@ def say(**fields: object) -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    server = make_server(args.impl, args.hmac, args.broker_port)
+    server = make_server(args.impl, "aead" if args.aead else args.hmac, args.broker_port)
     port = await asyncio.wait_for(server.start(), WAIT)
     version = None
     if SPECS[args.impl].module == "framed" and args.impl != "raw" and args.impl != "rawproto":
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("impl", choices=list(SPECS))
     parser.add_argument("loop", choices=LOOPS)
     parser.add_argument("--hmac", action="store_true")
+    parser.add_argument("--aead", action="store_true", help="AEADCipherPlugin (netaio only)")
     parser.add_argument("--broker-port", type=int, default=0)
     args = parser.parse_args()
     run_on_loop(args.loop, serve(args))

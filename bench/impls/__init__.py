@@ -36,7 +36,7 @@ SPECS: dict[str, Spec] = {
         "framed",
         "NetaioServer",
         "NetaioClient",
-        ROUND_TRIPS | FRAMED | {"rtt_hmac"},
+        ROUND_TRIPS | FRAMED | {"rtt_hmac", "rtt_aead"},
         lean=True,
     ),
     "netaio-request": Spec(
@@ -100,10 +100,11 @@ def _class(key: str, attribute: str) -> Any:
     return getattr(importlib.import_module(f"impls.{spec.module}"), getattr(spec, attribute))
 
 
-def make_server(key: str, signed: bool = False, broker_port: int = 0) -> Any:
+def make_server(key: str, signed: bool | str = False, broker_port: int = 0) -> Any:
+    """``signed``: True for HMAC, ``"aead"`` for AEADCipherPlugin (netaio only)."""
     cls = _class(key, "server")
     return cls(signed, broker_port) if SPECS[key].broker else cls(signed)
 
 
-def make_client(key: str, signed: bool = False) -> Any:
+def make_client(key: str, signed: bool | str = False) -> Any:
     return _class(key, "client")(signed)

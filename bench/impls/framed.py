@@ -175,7 +175,22 @@ def self_check() -> None:
         raise AssertionError("raw auth section layout differs from netaio's codec")
 
 
-def message(netaio: Any, signed: bool, content: bytes, uri: bytes, message_type: Any) -> Any:
+def plugins(netaio: Any, signed: bool | str) -> tuple[Any, Any]:
+    """The (auth plugin, cipher plugin) of a mode: ``True`` HMAC,
+    ``"aead"`` AEADCipherPlugin (this repository's netaio only)."""
+    if signed == "aead":
+        if not hasattr(netaio, "AEADCipherPlugin"):
+            raise ValueError("this netaio has no cipher plugins")
+        return None, netaio.AEADCipherPlugin({"secret": SECRET})
+    return (netaio.HMACAuthPlugin({"secret": SECRET}) if signed else None), None
+
+
+def _cipher_kwargs(cipher: Any) -> dict[str, Any]:
+    """``cipher_plugin=`` only when there is one (netaio 0.0.2 has no such argument)."""
+    return {} if cipher is None else {"cipher_plugin": cipher}
+
+
+def message(netaio: Any, signed: bool | str, content: bytes, uri: bytes, message_type: Any) -> Any:
     """A message made as each version's documentation shows. A signed one
     gets fresh auth fields: 0.0.2's default auth_data is one shared object."""
     body = netaio.Body.prepare(content, uri)
@@ -191,14 +206,16 @@ class NetaioServer:
     bound beforehand and its ``start()`` runs in a task cancelled at the end.
     """
 
-    def __init__(self, signed: bool) -> None:
+    def __init__(self, signed: bool | str) -> None:
         import netaio
 
         self.netaio = netaio
-        self.plugin = netaio.HMACAuthPlugin({"secret": SECRET}) if signed else None
+        self.plugin, cipher = plugins(netaio, signed)
         self.modern = hasattr(netaio.TCPServer, "listen")
         port = 0 if self.modern else free_port()
-        server = netaio.TCPServer(host=HOST, port=port, auth_plugin=self.plugin)
+        server = netaio.TCPServer(
+            host=HOST, port=port, auth_plugin=self.plugin, **_cipher_kwargs(cipher)
+        )
         self.server = server
         self._task: asyncio.Task[None] | None = None
         T = netaio.MessageType
@@ -254,17 +271,19 @@ class NetaioServer:
 
 
 class NetaioClient:
-    def __init__(self, signed: bool) -> None:
+    def __init__(self, signed: bool | str) -> None:
         import netaio
 
         self.netaio = netaio
         self.signed = signed
-        self.plugin = netaio.HMACAuthPlugin({"secret": SECRET}) if signed else None
+        self.plugin, self.cipher = plugins(netaio, signed)
         self.client: Any = None
 
     async def connect(self, port: int) -> None:
         n = self.netaio
-        self.client = n.TCPClient(HOST, port, auth_plugin=self.plugin)
+        self.client = n.TCPClient(
+            HOST, port, auth_plugin=self.plugin, **_cipher_kwargs(self.cipher)
+        )
         await self.client.connect(HOST, port)
 
     async def send(self, content: bytes) -> None:

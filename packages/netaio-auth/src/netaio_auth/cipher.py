@@ -25,6 +25,7 @@ The ``cryptography`` package is imported when a plugin is made, so that
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -114,6 +115,7 @@ class _BodyCipher:
         self._clock = clock
         self._window = _replay(config, clock)
         self._version = version
+        self._ciphers: dict[bytes, Any] = {}
 
     # -- what subclasses provide ------------------------------------------------
 
@@ -127,7 +129,19 @@ class _BodyCipher:
         """The key for an incoming message and where its key part ends."""
         raise NotImplementedError  # pragma: no cover - every subclass defines it
 
+    def _opened(self, peer: PeerState | None) -> None:
+        """A message was authenticated: what it teaches about the peer."""
+
     # -- the shared part ---------------------------------------------------------
+
+    def _cipher(self, key: bytes) -> Any:
+        """The ChaCha20-Poly1305 object for ``key`` (made once per key)."""
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            if len(self._ciphers) >= 4096:  # bounded: forget the oldest
+                self._ciphers.pop(next(iter(self._ciphers)))
+            cipher = self._ciphers[key] = self._aead.ChaCha20Poly1305(key)
+        return cipher
 
     def encrypt(self, message: MessageProtocol, peer: PeerState | None = None) -> MessageProtocol:
         """Replace the body's content (and, with ``encrypt_uri``, its uri)
@@ -144,7 +158,7 @@ class _BodyCipher:
         head += os.urandom(_NONCE_SIZE)
         nonce = head[-_NONCE_SIZE:]
         ad = self._associated_data(message, uri, head)
-        sealed = self._aead.ChaCha20Poly1305(key).encrypt(nonce, plaintext, ad)
+        sealed = self._cipher(key).encrypt(nonce, plaintext, ad)
         return _rebuilt(message, head + sealed, uri)
 
     def decrypt(self, message: MessageProtocol, peer: PeerState | None = None) -> MessageProtocol:
@@ -165,11 +179,12 @@ class _BodyCipher:
             raise CipherError("stale or replayed message")
         ad = self._associated_data(message, body.uri, data[:end])
         try:
-            plaintext = self._aead.ChaCha20Poly1305(key).decrypt(nonce, data[end:], ad)
+            plaintext = self._cipher(key).decrypt(nonce, data[end:], ad)
         except Exception as exc:  # InvalidTag
             raise CipherError("message failed decryption (tampered, or another key)") from exc
         if window is not None:
             window.remember(nonce, sent)
+        self._opened(peer)
         uri = body.uri
         if self.encrypt_uri:
             if len(plaintext) < 2:
@@ -205,6 +220,10 @@ class AEADCipherPlugin(_BodyCipher):
         _check_keys(config, self._CONFIG, "AEADCipherPlugin")
         super().__init__(config, clock, _AEAD_VERSION)
         secrets = config.get("secrets")
+        if secrets is not None and "secret" in config:
+            raise ValueError('AEADCipherPlugin config takes "secret" or "secrets", not both')
+        if secrets is None and "key_id" in config:
+            raise ValueError('AEADCipherPlugin config "key_id" needs "secrets"')
         if secrets is None:
             self._keys = {b"": self._derive(_as_bytes(config.get("secret"), '"secret"'))}
             self._key_id = b""
@@ -298,6 +317,7 @@ class X25519CipherPlugin(_BodyCipher):
         )
         self.ephemeral = ephemeral
         self._shared: dict[bytes, bytes] = {}  # peer public key -> static shared secret
+        self._sender = b""
 
     @staticmethod
     def generate_private_key() -> bytes:
@@ -333,12 +353,20 @@ class X25519CipherPlugin(_BodyCipher):
     def _static_secret(self, peer_key: bytes) -> bytes:
         shared = self._shared.get(peer_key)
         if shared is None:
-            public = self._x25519.X25519PublicKey.from_public_bytes(peer_key)
-            shared = self._private.exchange(public)
+            shared = self._exchange(self._private, peer_key)
             if len(self._shared) >= 4096:  # bounded: forget the oldest
                 self._shared.pop(next(iter(self._shared)))
             self._shared[peer_key] = shared
         return shared
+
+    def _exchange(self, private: Any, public_key: bytes) -> bytes:
+        """X25519; a low-order or malformed public key is a ``CipherError``."""
+        try:
+            return private.exchange(  # type: ignore[no-any-return]
+                self._x25519.X25519PublicKey.from_public_bytes(public_key)
+            )
+        except ValueError as exc:
+            raise CipherError(f"unusable X25519 public key: {exc}") from exc
 
     def _key(self, sender: bytes, receiver: bytes, extra: bytes, ephemeral_key: bytes) -> bytes:
         peer = receiver if sender == self.public_key else sender
@@ -355,7 +383,7 @@ class X25519CipherPlugin(_BodyCipher):
             return self._key(self.public_key, receiver, b"", b""), self.public_key
         one_time = self._x25519.X25519PrivateKey.generate()
         one_time_public = self._public_bytes(one_time.public_key())
-        extra = one_time.exchange(self._x25519.X25519PublicKey.from_public_bytes(receiver))
+        extra = self._exchange(one_time, receiver)
         key = self._key(self.public_key, receiver, extra, one_time_public)
         return key, self.public_key + one_time_public
 
@@ -378,22 +406,23 @@ class X25519CipherPlugin(_BodyCipher):
             if len(one_time_public) != 32:
                 raise CipherError("encrypted message truncated")
             end += 32
-            extra = self._private.exchange(
-                self._x25519.X25519PublicKey.from_public_bytes(one_time_public)
-            )
-        key = self._key(sender, self.public_key, extra, one_time_public)
+            extra = self._exchange(self._private, one_time_public)
+        self._sender = sender  # learned by the peer once the tag checks (see _opened)
+        return self._key(sender, self.public_key, extra, one_time_public), end
+
+    def _opened(self, peer: PeerState | None) -> None:
         if peer is not None:
-            peer[self.PEER_KEY] = sender
-        return key, end
+            peer[self.PEER_KEY] = self._sender
 
 
 def _rebuilt(message: MessageProtocol, content: bytes, uri: bytes) -> MessageProtocol:
-    """A message like ``message`` (same class, type and auth fields) with
-    another body."""
+    """A new message like ``message`` (its class, a copy of its header, the
+    same auth fields) with another body of its body's class; the header's
+    lengths and checksum are set when it is encoded. The input is left as
+    it was."""
     make_body: Any = type(message.body).prepare  # the Protocol's prepare() names content only
-    return type(message).prepare(
-        make_body(content, uri), message.header.message_type, message.auth_data
-    )
+    make_message: Any = type(message)  # the documented constructor: (header, auth_data, body)
+    return make_message(copy.copy(message.header), message.auth_data, make_body(content, uri))  # type: ignore[no-any-return]
 
 
 def _iterable(value: object) -> Iterable[object]:

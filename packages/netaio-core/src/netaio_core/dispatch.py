@@ -342,6 +342,8 @@ class Endpoint(Generic[MessageT]):
                 else:
                     layer = self._layers.get(key) if self._layers else None
                 if layer is not None and layer.cipher is not None:
+                    if not route_matches(message, self._incoming):
+                        raise AuthenticationError(handler_plugin, key)
                     message = self._decrypt(layer.cipher, message, peer, key)
                 break
         else:
