@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from struct import Struct
 from typing import Any
 
-from netaio_core import MessageProtocol, NetaioError
+from netaio_core import Header, MessageProtocol, NetaioError
 from netaio_core.binding import ROUTE_FIELD
 from netaio_core.protocols import PeerState
 
@@ -422,7 +422,12 @@ def _rebuilt(message: MessageProtocol, content: bytes, uri: bytes) -> MessagePro
     it was."""
     make_body: Any = type(message.body).prepare  # the Protocol's prepare() names content only
     make_message: Any = type(message)  # the documented constructor: (header, auth_data, body)
-    return make_message(copy.copy(message.header), message.auth_data, make_body(content, uri))  # type: ignore[no-any-return]
+    header = message.header
+    if type(header) is Header:  # the usual case, without copy.copy's generic machinery
+        header = Header(header.message_type, header.auth_length, header.body_length, 0)
+    else:
+        header = copy.copy(header)
+    return make_message(header, message.auth_data, make_body(content, uri))  # type: ignore[no-any-return]
 
 
 def _iterable(value: object) -> Iterable[object]:

@@ -147,7 +147,9 @@ class FrameCodec(Generic[MessageT]):
         if limit is not None and auth_length > limit:
             raise DecodeError(f"auth section of {auth_length} bytes refused: the limit is {limit}")
         if self._count_fields:
-            count = auth_field_count(data[:auth_length])
+            # The usual dict header (0x4D, u8 item category, u8 count) holds
+            # the count in its third byte; anything else is read in full.
+            count = data[2] if data[0] == 0x4D else auth_field_count(data[:auth_length])
             if count > self.max_auth_fields:  # type: ignore[operator]
                 raise DecodeError(
                     f"auth section of {count} fields refused: the limit is {self.max_auth_fields}"
