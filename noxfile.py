@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import nox
@@ -35,8 +37,12 @@ IMPORTS = {
     "netaio-server": ("netaio_server", {"netaio-core", "netaio-server"}),
 }
 
-nox.options.sessions = ["lint", "typecheck", "tests", "build", "isolated", "compat"]
-nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests", "build", "isolated", "compat", "docs"]
+nox.options.default_venv_backend = "uv|venv"  # uv when it is installed, else venv
+nox.options.reuse_existing_virtualenvs = True  # a second run reuses .nox/* (reuse_venv="yes")
+# nox logs "uv binary not found." while it looks for uv; without uv, venv is
+# the expected backend, not news.
+logging.getLogger("nox").addFilter(lambda record: record.getMessage() != "uv binary not found.")
 
 
 def _expose_pyenv_interpreters() -> None:
@@ -73,14 +79,16 @@ def _install_all(session: nox.Session, *extra: str) -> None:
     session.install(*_local(*PACKAGES), *extra)
 
 
-def _netaio_002_python(session: nox.Session, *extra: str) -> str:
-    """An environment of its own holding netaio 0.0.2 from PyPI (its import
-    name clashes with our umbrella); returns its interpreter."""
-    venv = ROOT / ".nox" / "_netaio-0.0.2"
+def _netaio_002_python(session: nox.Session, *extra: str, version: str = "0.0.2") -> str:
+    """An environment of its own holding netaio ``version`` from PyPI (its
+    import name clashes with our umbrella); returns its interpreter."""
+    venv = ROOT / ".nox" / f"_netaio-{version}"
     python = venv / "bin" / "python"
     if not python.exists():
         session.run(sys.executable, "-m", "venv", str(venv), external=True)
-    session.run(str(python), "-m", "pip", "install", "-q", "netaio==0.0.2", *extra, external=True)
+    session.run(
+        str(python), "-m", "pip", "install", "-q", f"netaio=={version}", *extra, external=True
+    )
     return str(python)
 
 
@@ -171,10 +179,17 @@ def isolated(session: nox.Session) -> None:
 
 @nox.session
 def compat(session: nox.Session) -> None:
-    """Exchanges with netaio 0.0.2 from PyPI, which runs in its own environment."""
+    """Exchanges with netaio 0.0.2 and 0.0.9 from PyPI, each in its own environment."""
     old = _netaio_002_python(session)
+    old_009 = _netaio_002_python(session, version="0.0.9")
     _install_all(session, *TEST_DEPS)
-    session.run("pytest", "-m", "compat", *session.posargs, env={"NETAIO_002_PYTHON": old})
+    session.run(
+        "pytest",
+        "-m",
+        "compat",
+        *session.posargs,
+        env={"NETAIO_002_PYTHON": old, "NETAIO_009_PYTHON": old_009},
+    )
 
 
 @nox.session
@@ -202,6 +217,19 @@ def bench(session: nox.Session) -> None:
     old = _netaio_002_python(session, "uvloop>=0.19")
     _install_all(session, *BENCH_DEPS)
     session.run("python", "bench/run.py", "--old-python", old, *session.posargs)
+
+
+DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml, docs/, the docstrings), built with
+    `mkdocs build --strict` into a temporary directory: a broken link or a
+    missing reference fails."""
+    session.install(*DOCS_DEPS)
+    with tempfile.TemporaryDirectory(prefix="netaio-site-") as site:
+        session.run("mkdocs", "build", "--strict", "--site-dir", site)
 
 
 @nox.session

@@ -39,7 +39,7 @@ import typing_extensions
 import netaio
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE_DIR = ROOT.parent / "shared" / "seed"
+REFERENCE_DIR = Path(__file__).resolve().parent  # reference_0.0.2.txt
 
 
 # -- parsing the reference -----------------------------------------------------
@@ -193,22 +193,21 @@ def parse_reference(path: Path) -> Reference:
 
 
 def _reference_files() -> list[Path]:
-    if not REFERENCE_DIR.is_dir():
-        return []
-    return sorted(p for p in REFERENCE_DIR.glob("*.txt") if p.read_text().startswith("# netaio\n"))
+    """The API contract, kept in the repository (the API of netaio 0.0.2)."""
+    return sorted(REFERENCE_DIR.glob("reference_*.txt"))
 
 
 REFERENCES = _reference_files()
 
 
-_PARAMS: list[Path | None] = [*REFERENCES] or [None]
+def test_the_reference_is_in_the_repository() -> None:
+    assert REFERENCES, f"no reference_*.txt in {REFERENCE_DIR}"
+    assert all(p.read_text().startswith("# netaio\n") for p in REFERENCES)
 
 
-@pytest.fixture(params=_PARAMS, ids=lambda p: p.name if p else "absent")
+@pytest.fixture(params=REFERENCES, ids=lambda p: p.name)
 def reference(request: pytest.FixtureRequest) -> Reference:
-    path: Path | None = request.param
-    if path is None:
-        pytest.skip(f"the reference is not beside this clone ({REFERENCE_DIR}/*.txt)")
+    path: Path = request.param
     return parse_reference(path)
 
 

@@ -4,8 +4,6 @@ This umbrella holds no logic: it re-exports the documented API from
 netaio-core, netaio-auth, netaio-client and netaio-server.
 """
 
-from __future__ import annotations
-
 from netaio_auth import AEADCipherPlugin, CipherError, HMACAuthPlugin, X25519CipherPlugin
 from netaio_client import (
     ConnectionState,

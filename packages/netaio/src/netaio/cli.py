@@ -2,8 +2,6 @@
 ``netaio_server.cli``; this module names its entry point for the console
 script."""
 
-from __future__ import annotations
-
 from netaio_server.cli import main
 
 __all__ = ["main"]

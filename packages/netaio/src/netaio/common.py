@@ -1,7 +1,5 @@
 """The documented ``netaio.common`` module path: codec, Protocols and helpers."""
 
-from __future__ import annotations
-
 from netaio_client import default_client_logger
 from netaio_core import (
     AuthFields,

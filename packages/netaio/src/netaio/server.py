@@ -1,7 +1,5 @@
 """The documented ``netaio.server`` module path."""
 
-from __future__ import annotations
-
 from netaio_server import TCPServer, default_server_logger, not_found_handler
 
 __all__ = ["TCPServer", "default_server_logger", "not_found_handler"]

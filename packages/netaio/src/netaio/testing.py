@@ -1,7 +1,5 @@
 """``netaio.testing``: test handlers without sockets (see ``TestClient``)."""
 
-from __future__ import annotations
-
 from netaio_core.testing import MemoryTransport, connect_pair
 from netaio_server.testing import TestClient
 
