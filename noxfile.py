@@ -13,7 +13,7 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 DIST = ROOT / "dist"
-PACKAGES = ["netaio-core", "netaio-auth", "netaio-client", "netaio-server", "netaio"]
+PACKAGES = ["netaio-core", "netaio-auth", "netaio-client", "netaio-server", "netaio-node", "netaio"]
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 TEST_DEPS = [
     "pytest>=8.3",
@@ -35,6 +35,7 @@ IMPORTS = {
     "netaio-auth": ("netaio_auth", {"netaio-core", "netaio-auth"}),
     "netaio-client": ("netaio_client", {"netaio-core", "netaio-client"}),
     "netaio-server": ("netaio_server", {"netaio-core", "netaio-server"}),
+    "netaio-node": ("netaio_node", {"netaio-core", "netaio-node"}),
 }
 
 nox.options.sessions = ["lint", "typecheck", "tests", "build", "isolated", "compat", "docs"]
@@ -102,7 +103,15 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every distribution."""
-    session.install("mypy>=1.13", "typing_extensions>=4.12")
+    # The optional dependencies too, so that the code using them is checked.
+    session.install(
+        "mypy>=1.13",
+        "typing_extensions>=4.12",
+        "cryptography>=42",
+        "nats-py>=2.6",
+        "prometheus_client>=0.17",
+        "uvloop>=0.19; sys_platform != 'win32'",
+    )
     session.run("mypy", "--strict", *(str(p) for p in sorted(ROOT.glob("packages/*/src"))))
 
 

@@ -46,7 +46,7 @@ async def _warm_up(publisher: TCPClient[Message], feed: object, uri: bytes) -> N
         await _publish(publisher, uri, b"probe")
         try:
             message = await asyncio.wait_for(feed.__anext__(), 0.05)  # type: ignore[attr-defined]
-        except TimeoutError:
+        except asyncio.TimeoutError:  # (not TimeoutError itself before Python 3.11)
             continue
         assert message.body.content == b"probe"
         break

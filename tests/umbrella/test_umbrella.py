@@ -20,6 +20,7 @@ import netaio
 import netaio_auth
 import netaio_client
 import netaio_core
+import netaio_node
 import netaio_server
 
 # The names each documented module path provides (netaio 0.0.2's layout).
@@ -44,7 +45,7 @@ MODULE_PATHS = {
     "netaio.client": ["TCPClient"],
     "netaio.server": ["TCPServer", "not_found_handler"],
 }
-OWNERS = (netaio_core, netaio_auth, netaio_client, netaio_server)
+OWNERS = (netaio_core, netaio_auth, netaio_client, netaio_server, netaio_node)
 
 
 @pytest.mark.parametrize("module_name", sorted(MODULE_PATHS))

@@ -35,6 +35,11 @@ from .errors import (
 from .framing import FrameCodec, FrameDecoder, MessageReader, read_message
 from .heartbeat import HEARTBEAT_URI
 from .limits import PROTOCOL_MAX_FRAME_SIZE, Limits
+from .message_types import (
+    header_class_for,
+    make_message_type_class,
+    validate_message_type_class,
+)
 from .protocols import (
     AuthFieldsProtocol,
     AuthPluginProtocol,
@@ -46,6 +51,7 @@ from .protocols import (
     MessageProtocol,
     MessageT,
 )
+from .short_uri import ShortUriBody
 
 __version__ = "0.1.0"
 
@@ -91,17 +97,21 @@ __all__ = [
     "NotConnectedError",
     "PendingRequests",
     "ProtocolError",
+    "ShortUriBody",
     "UnknownMessageTypeError",
     "correlation_id",
     "decode_auth_fields",
     "encode_auth_fields",
+    "header_class_for",
     "keys_extractor",
     "make_error_msg",
     "make_error_response",
+    "make_message_type_class",
     "make_not_found_msg",
     "make_not_permitted_msg",
     "make_ok_msg",
     "make_respond_uri_msg",
     "read_message",
     "set_correlation_id",
+    "validate_message_type_class",
 ]

@@ -278,10 +278,15 @@ class Message(_BodyWire):
 
         Lengths and checksum are filled in. Without ``auth_data`` the message
         gets its own empty ``AuthFields``; no default object is shared.
-        A body keeps its class (``ShortUriBody``, say); auth data of another
-        class is converted to the default class.
+        A body keeps its class (``ShortUriBody``, say) when it can encode
+        itself; an object with only ``uri`` and ``content``, and auth data of
+        another class, are converted to the default class.
         """
-        default_body: Body = body  # type: ignore[assignment]  # any BodyProtocol class is kept
+        default_body: Body = (
+            body  # type: ignore[assignment]  # a body class of its own is kept
+            if type(body) is Body or callable(getattr(body, "encode", None))
+            else Body.prepare(body.content, body.uri)
+        )
         if auth_data is None or auth_data is _DEFAULT_AUTH:
             fields = AuthFields({})
             auth_length = len(EMPTY_AUTH_SECTION)

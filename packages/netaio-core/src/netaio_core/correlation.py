@@ -85,9 +85,11 @@ class PendingRequests(Generic[MessageT]):
 
     __slots__ = ("_futures", "_next", "echoes_ids", "unmatched")
 
-    def __init__(self) -> None:
+    def __init__(self, first_id: int = 0) -> None:
+        """``first_id``: the first id to hand out (a datagram endpoint starts
+        at a random one, so that its ids do not repeat after a restart)."""
         self._futures: dict[int, asyncio.Future[MessageT]] = {}
-        self._next = 0
+        self._next = first_id & _MAX_ID
         self.echoes_ids = False  # the peer has echoed an id at least once
         self.unmatched = False  # the last message matched carried an unknown id
 

@@ -1,7 +1,7 @@
 """netaio: decorator-routed asyncio TCP messaging, in one import.
 
 This umbrella holds no logic: it re-exports the documented API from
-netaio-core, netaio-auth, netaio-client and netaio-server.
+netaio-core, netaio-auth, netaio-client, netaio-server and netaio-node.
 """
 
 from netaio_auth import AEADCipherPlugin, CipherError, HMACAuthPlugin, X25519CipherPlugin
@@ -28,13 +28,16 @@ from netaio_core import (
     Message,
     MessageProtocol,
     MessageType,
+    ShortUriBody,
     keys_extractor,
     make_error_msg,
     make_error_response,
+    make_message_type_class,
     make_not_found_msg,
     make_not_permitted_msg,
     make_ok_msg,
     make_respond_uri_msg,
+    validate_message_type_class,
 )
 from netaio_core.errors import (
     AuthenticationError,
@@ -51,6 +54,15 @@ from netaio_core.errors import (
     NotConnectedError,
     ProtocolError,
     UnknownMessageTypeError,
+)
+from netaio_node import (
+    DatagramLimits,
+    DatagramTooLargeError,
+    DefaultPeerPlugin,
+    Peer,
+    PeerPluginProtocol,
+    UDPNode,
+    default_node_logger,
 )
 from netaio_server import TCPServer, default_server_logger, run, serve
 
@@ -73,7 +85,10 @@ __all__ = [
     "ConnectTimeoutError",
     "ConnectionClosedError",
     "ConnectionUnavailableError",
+    "DatagramLimits",
+    "DatagramTooLargeError",
     "DecodeError",
+    "DefaultPeerPlugin",
     "FrameError",
     "FrameTooLargeError",
     "HMACAuthPlugin",
@@ -87,25 +102,32 @@ __all__ = [
     "MessageType",
     "NetaioError",
     "NotConnectedError",
+    "Peer",
+    "PeerPluginProtocol",
     "ProtocolError",
     "ReconnectPolicy",
+    "ShortUriBody",
     "Subscription",
     "SubscriptionError",
     "TCPClient",
     "TCPServer",
+    "UDPNode",
     "UnknownMessageTypeError",
     "X25519CipherPlugin",
     "default_client_logger",
+    "default_node_logger",
     "default_server_logger",
     "keys_extractor",
     "make_error_msg",
     "make_error_response",
+    "make_message_type_class",
     "make_not_found_msg",
     "make_not_permitted_msg",
     "make_ok_msg",
     "make_respond_uri_msg",
     "run",
     "serve",
+    "validate_message_type_class",
     "version",
 ]
 
