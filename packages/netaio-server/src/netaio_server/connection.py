@@ -109,6 +109,8 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         self.admitted = True
         self.server._admit(self)
         self._arm(False)
+        if self.decoder.buffered:  # bytes that came with the end of the handshake
+            self.data_received(b"")
 
     async def _start_tls(self, context: ssl.SSLContext) -> None:
         raw = self.transport
@@ -138,6 +140,10 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
 
     def data_received(self, data: bytes) -> None:
         self.decoder.receive_data(data)
+        if not self.admitted:
+            # TLS can hand over the first bytes before start_tls() returns:
+            # they wait until the connection is ready (_begin).
+            return
         if self.task is None:
             try:
                 self._run()
