@@ -265,7 +265,14 @@ class Message(_BodyWire):
         header.auth_length = auth_length
         header.body_length = body_length
         header.checksum = checksum
-        return b"".join((header.encode(), auth, body))
+        message_type = header.message_type
+        if type(header) is Header and type(message_type) is MessageType:
+            # Header.encode() without its call and its error wrapping: the
+            # lengths were checked above and a MessageType always packs.
+            head = _HEADER.pack(message_type._value_, auth_length, body_length, checksum)
+        else:
+            head = header.encode()
+        return b"".join((head, auth, body))
 
     @classmethod
     def prepare(

@@ -459,6 +459,8 @@ class TCPServer(Endpoint[MessageT]):
         """Seal and encode a reply; a failure here is contained and logged
         (an error reply instead, or None after aborting the connection)."""
         try:
+            if layer is None and self.auth_plugin is None and self.cipher_plugin is None:
+                return reply.encode()
             return self.seal(reply, layer, connection.peer_state).encode()
         except Exception:
             self.logger.exception("Could not sign or encode a reply to %s", connection.peer)
