@@ -23,25 +23,9 @@ import sys
 from importlib.metadata import version
 from typing import Any
 
+from peer_io import TIMEOUT, describe, emit
+
 from netaio import Body, Message, MessageType, TCPClient, TCPServer
-
-TIMEOUT = 10.0
-
-
-def describe(message: Any) -> str:
-    return json.dumps(
-        {
-            "type": message.header.message_type.value,
-            "uri": message.body.uri.hex(),
-            "content": message.body.content.hex(),
-            "auth": sorted(message.auth_data.fields),
-        }
-    )
-
-
-def emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 async def serve() -> None:

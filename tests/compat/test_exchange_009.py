@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from compat import old_peers
+from compat.old_peers import read_json_line
 
 from netaio_client import TCPClient
 from netaio_core import Message, MessageType, ShortUriBody
@@ -35,39 +34,9 @@ pytestmark = [
 ]
 
 
-@contextlib.asynccontextmanager
-async def old_peer(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        OLD_PYTHON,
-        str(PEER),
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        yield proc
-    finally:
-        assert proc.stdin is not None
-        if not proc.stdin.is_closing():
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), TIMEOUT)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(proc.communicate(), TIMEOUT)
-
-
-async def read_json_line(proc: asyncio.subprocess.Process) -> Any:
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
-    if not line:
-        assert proc.stderr is not None
-        err = await asyncio.wait_for(proc.stderr.read(), TIMEOUT)
-        pytest.fail(f"the 0.0.9 peer ended early:\n{err.decode(errors='replace')}")
-    return json.loads(line)
+def old_peer(*args: str) -> contextlib.AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    """Run the netaio_009_peer.py script (see old_peers.old_peer)."""
+    return old_peers.old_peer(OLD_PYTHON, "netaio_009_peer.py", *args)
 
 
 async def test_netaio_009_client_against_our_server() -> None:

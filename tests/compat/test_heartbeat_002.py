@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from compat.old_peers import old_peer, read_json_line
 
 from netaio_client import ConnectionState, TCPClient
 from netaio_core import Limits, Message, MessageType
@@ -38,34 +38,9 @@ pytestmark = [
 
 @contextlib.asynccontextmanager
 async def old_server() -> AsyncIterator[int]:
-    """The 0.0.2 peer serving; its port. Ended (stdin closed, then killed) on exit."""
-    proc = await asyncio.create_subprocess_exec(
-        OLD_PYTHON,
-        str(PEER),
-        "server",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
-        if not line:
-            err = await asyncio.wait_for(proc.stderr.read(), TIMEOUT)
-            pytest.fail(f"the 0.0.2 peer ended early:\n{err.decode(errors='replace')}")
-        yield int(json.loads(line)["port"])
-    finally:
-        assert proc.stdin is not None
-        if not proc.stdin.is_closing():
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), TIMEOUT)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    """The 0.0.2 peer serving; its port."""
+    async with old_peer(OLD_PYTHON, "netaio_002_peer.py", "server") as proc:
+        yield int((await read_json_line(proc))["port"])
 
 
 async def test_heartbeats_keep_a_connection_to_netaio_002_alive() -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from struct import Struct
 from typing import Any
@@ -99,7 +100,7 @@ def _check_keys(config: Mapping[str, Any], known: tuple[str, ...], name: str) ->
         raise ValueError(f"{name} config has unknown keys {unknown}; known: {list(known)}")
 
 
-class _BodyCipher:
+class _BodyCipher(ABC):
     """The framing both plugins share: uri, ts, nonce, associated data,
     replay window. Subclasses choose the key (``_sealing_key``,
     ``_opening_key``) and the key part of the header."""
@@ -119,18 +120,19 @@ class _BodyCipher:
 
     # -- what subclasses provide ------------------------------------------------
 
+    @abstractmethod
     def _sealing_key(self, peer: PeerState | None) -> tuple[bytes, bytes]:
         """The key and the key part of the header, for an outgoing message."""
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
 
+    @abstractmethod
     def _opening_key(
         self, version: int, data: bytes, pos: int, peer: PeerState | None
     ) -> tuple[bytes, int]:
         """The key for an incoming message and where its key part ends."""
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
 
-    def _opened(self, peer: PeerState | None) -> None:
-        """A message was authenticated: what it teaches about the peer."""
+    def _opened(self, peer: PeerState | None) -> None:  # noqa: B027 (optional hook)
+        """A message was authenticated: what it teaches about the peer
+        (nothing, unless a subclass says otherwise)."""
 
     # -- the shared part ---------------------------------------------------------
 
