@@ -12,9 +12,11 @@ what was wrong; nothing else escapes a decode.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from struct import Struct
 from struct import error as struct_error
+from typing import Any, ClassVar
 from zlib import crc32
 
 from .auth_section import (
@@ -58,6 +60,10 @@ class Header:
     body_length: int
     checksum: int
 
+    # Wire value -> member: what decode() knows (a subclass bound to a custom
+    # message-type class replaces it; see message_types.header_class_for).
+    message_types: ClassVar[Mapping[int, Any]] = _MESSAGE_TYPES
+
     @staticmethod
     def header_length() -> int:
         """Return the byte length of the header."""
@@ -75,7 +81,7 @@ class Header:
             type_value, auth_length, body_length, checksum = _HEADER.unpack_from(data)
         except struct_error:
             raise DecodeError(f"header truncated: need 9 bytes, got {len(data)}") from None
-        message_type = _MESSAGE_TYPES.get(type_value)
+        message_type = cls.message_types.get(type_value)
         if message_type is None:
             raise UnknownMessageTypeError(
                 f"unknown message type {type_value}", auth_length + body_length

@@ -19,11 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import Enum
 from struct import Struct
-from struct import error as struct_error
 from typing import Any, cast
 
 from .codec import Header
-from .errors import DecodeError, UnknownMessageTypeError
 from .message_type import MessageType
 
 __all__ = [
@@ -129,19 +127,7 @@ def header_class_for(message_type_class: type[Enum]) -> type[Header]:
     class BoundHeader(Header):
         """The default header, decoding the message types of a custom class."""
 
-        @classmethod
-        def decode(cls, data: bytes) -> Header:
-            """Decode the header from the first 9 bytes of ``data``."""
-            try:
-                type_value, auth_length, body_length, checksum = _HEADER.unpack_from(data)
-            except struct_error:
-                raise DecodeError(f"header truncated: need 9 bytes, got {len(data)}") from None
-            message_type = table.get(type_value)
-            if message_type is None:
-                raise UnknownMessageTypeError(
-                    f"unknown message type {type_value}", auth_length + body_length
-                )
-            return cls(cast("MessageType", message_type), auth_length, body_length, checksum)
+        message_types = table
 
     BoundHeader.message_type_class = message_type_class  # type: ignore[attr-defined]
     BoundHeader.__name__ = BoundHeader.__qualname__ = f"Header[{message_type_class.__name__}]"
