@@ -169,7 +169,13 @@ async def test_nats_restart_mid_stream(procs: Processes) -> None:
                 elif restarted_at > 0 and remote_got and remote_got[-1] > restarted_at and i > 1500:
                     break
             sent = i
-            await asyncio.sleep(0.5)
+            # Every message published has been answered: wait (bounded) for
+            # the last one to reach both subscribers.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (
+                local_got[-1:] == [sent - 1] and remote_got[-1:] == [sent - 1]
+            ):
+                await asyncio.sleep(0.01)
             for task in tasks:
                 task.cancel()
         assert local_got == list(range(sent)), "local delivery must not miss anything"
