@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -138,11 +139,15 @@ async def test_nats_restart_mid_stream(procs: Processes) -> None:
         await client.connect()
     remote_got: list[int] = []
     local_got: list[int] = []
+    last_sent = -1
+    arrived = asyncio.Event()  # set when either list gains last_sent
 
     async def collect(feed: object, into: list[int]) -> None:
         async for message in feed:  # type: ignore[attr-defined]
             if message.body.content.isdigit():
                 into.append(int(message.body.content))
+                if into[-1] == last_sent:
+                    arrived.set()
 
     try:
         async with remote.subscribe(b"feed") as remote_feed, local.subscribe(b"feed") as local_feed:
@@ -169,13 +174,16 @@ async def test_nats_restart_mid_stream(procs: Processes) -> None:
                 elif restarted_at > 0 and remote_got and remote_got[-1] > restarted_at and i > 1500:
                     break
             sent = i
+            last_sent = sent - 1
             # Every message published has been answered: wait (bounded) for
             # the last one to reach both subscribers.
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not (
-                local_got[-1:] == [sent - 1] and remote_got[-1:] == [sent - 1]
-            ):
-                await asyncio.sleep(0.01)
+            while not (local_got[-1:] == [last_sent] and remote_got[-1:] == [last_sent]):
+                arrived.clear()  # no await since the check: nothing missed
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), max(0.0, deadline - time.monotonic()))
+                if time.monotonic() >= deadline:
+                    break
             for task in tasks:
                 task.cancel()
         assert local_got == list(range(sent)), "local delivery must not miss anything"

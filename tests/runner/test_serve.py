@@ -58,8 +58,9 @@ def test_workers_answer_request_and_subscribe_then_stop_on_sigterm(procs: Proces
     assert sub.out().split()[-2:] == ["second", "third"]
 
     # SIGTERM during a slow request: it is answered, then everything exits 0.
+    connected = len(serve.wait_for(r"Client connected"))  # the requests above
     slow = procs.netaio("request", address, "slow", "--content", "1.5")
-    serve.wait_for(r"Client connected", count=1)
+    serve.wait_for(r"Client connected", count=connected + 1)
     time.sleep(0.5)  # the request is in its handler
     started = time.monotonic()
     serve.signal(signal.SIGTERM)
