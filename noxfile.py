@@ -167,32 +167,45 @@ def build(session: nox.Session) -> None:
     _build_all(session)
 
 
+def _fresh_env(session: nox.Session, venv: Path) -> str:
+    """An empty virtual environment at ``venv`` (uv when installed, else
+    venv); returns its interpreter."""
+    shutil.rmtree(venv, ignore_errors=True)
+    uv = shutil.which("uv")
+    if uv is not None:
+        session.run(uv, "venv", "-q", "--python", sys.executable, str(venv), external=True)
+    else:
+        session.run(sys.executable, "-m", "venv", str(venv), external=True)
+    return str(venv / "bin" / "python")
+
+
+def _pip_install(session: nox.Session, python: str, *args: str) -> None:
+    uv = shutil.which("uv")
+    if uv is not None:
+        session.run(uv, "pip", "install", "-q", "--python", python, *args, external=True)
+    else:
+        session.run(python, "-m", "pip", "install", "-q", *args, external=True)
+
+
+ISOLATED_TEST_DEPS = [
+    "pytest>=8.3",
+    "pytest-asyncio>=0.25",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "packify==0.4.0",
+]
+
+
 @nox.session
 def isolated(session: nox.Session) -> None:
     """Each distribution alone, from its wheel: its tests pass and the
     distributions it does not depend on cannot be imported."""
-    _build_all(session)
+    # Wheels of its own: `build` may be rewriting dist/ at the same time.
+    dist_dir = Path(session.create_tmp()) / "dist"
+    _build_all(session, dist_dir)
     for dist, (module, allowed) in IMPORTS.items():
-        venv = Path(session.create_tmp()) / f"only-{dist}"
-        shutil.rmtree(venv, ignore_errors=True)
-        session.run(sys.executable, "-m", "venv", str(venv), external=True)
-        python = str(venv / "bin" / "python")
-        session.run(
-            python,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--find-links",
-            str(DIST),
-            dist,
-            "pytest>=8.3",
-            "pytest-asyncio>=0.25",
-            "pytest-timeout>=2.3",
-            "hypothesis>=6.100",
-            "packify==0.4.0",
-            external=True,
-        )
+        python = _fresh_env(session, Path(session.create_tmp()) / f"only-{dist}")
+        _pip_install(session, python, "--find-links", str(dist_dir), dist, *ISOLATED_TEST_DEPS)
         forbidden = [IMPORTS[d][0] for d in IMPORTS if d not in allowed] + ["netaio"]
         session.run(
             python,

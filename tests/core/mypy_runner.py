@@ -8,7 +8,7 @@ from typing import Any
 
 def mypy_strict_errors(run_mypy: Any, folder: Path, *files: str) -> list[str]:
     """Type-check ``files`` in ``folder``; return mypy's error lines."""
-    result = run_mypy(files, cwd=folder, cache_dir=folder / ".mypy_cache")
+    result = run_mypy(files, cwd=folder)
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert (result.returncode == 1) == bool(errors), result.stdout + result.stderr
     return errors

@@ -86,9 +86,6 @@ def test_readme_examples_pass_mypy_strict(tmp_path, run_mypy):
         files.append(path)
     done = run_mypy(
         files,
-        cwd=ROOT,
-        cache_dir=tmp_path / ".mypy_cache",
-        # the packages are the typecheck session's job
-        options=["--config-file", str(ROOT / "pyproject.toml"), "--follow-imports=silent"],
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -44,13 +44,6 @@ def mypy_output(
     done = run_mypy(
         [path.relative_to(ROOT) for path in GOOD + BAD],
         cwd=ROOT,
-        cache_dir=tmp_path_factory.mktemp("mypy-cache"),
-        options=[
-            "--config-file",
-            str(ROOT / "pyproject.toml"),
-            "--show-error-codes",
-            "--no-color-output",
-        ],
     )
     if done.stderr.strip():
         pytest.fail(f"mypy wrote to stderr (exit {done.returncode}):\n{done.stderr}{done.stdout}")

@@ -105,8 +105,6 @@ def test_examples_pass_mypy_strict(tmp_path: Path, run_mypy: Any) -> None:
         (tmp_path / f"{example.name}.py").write_text(example.code)
     done = run_mypy(
         [tmp_path / f"{e.name}.py" for e in checked],
-        cwd=ROOT,
-        cache_dir=tmp_path / ".mypy_cache",
-        options=["--config-file", str(ROOT / "pyproject.toml")],
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
