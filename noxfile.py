@@ -86,6 +86,12 @@ def _expose_pyenv_interpreters() -> None:
 
 _expose_pyenv_interpreters()
 
+# Bytecode caching, outside the source tree: with PYTHONDONTWRITEBYTECODE
+# (set on some machines), every pytest process would rewrite and compile
+# every test module anew (~5 s each) and every subprocess recompile netaio.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+os.environ.setdefault("PYTHONPYCACHEPREFIX", str(ROOT / ".nox" / "pycache"))
+
 
 def _local(*names: str) -> list[str]:
     return [str(ROOT / "packages" / name) for name in names]
@@ -101,10 +107,8 @@ def _netaio_002_python(session: nox.Session, *extra: str, version: str = "0.0.2"
     venv = ROOT / ".nox" / f"_netaio-{version}"
     python = venv / "bin" / "python"
     if not python.exists():
-        session.run(sys.executable, "-m", "venv", str(venv), external=True)
-    session.run(
-        str(python), "-m", "pip", "install", "-q", f"netaio=={version}", *extra, external=True
-    )
+        _fresh_env(session, venv)
+    _pip_install(session, str(python), f"netaio=={version}", *extra)
     return str(python)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from netaio_auth import DEFAULT_REPLAY_CACHE_SIZE, HMACAuthPlugin
+from netaio_auth import DEFAULT_MAX_SKEW, DEFAULT_REPLAY_CACHE_SIZE, HMACAuthPlugin
 from netaio_core import Body, Message
 
 
@@ -50,7 +50,7 @@ def test_unknown_keys_are_refused() -> None:
 def test_defaults() -> None:
     plugin = HMACAuthPlugin({"secret": b"k"})
     assert (plugin.hmac_field, plugin.nonce_field, plugin.ts_field) == ("hmac", "nonce", "ts")
-    assert plugin.max_skew is None
+    assert plugin.max_skew == DEFAULT_MAX_SKEW == 300
     assert plugin.replay_cache_size == DEFAULT_REPLAY_CACHE_SIZE
 
 
@@ -93,7 +93,7 @@ def test_replay_cache_size() -> None:
     plugin = HMACAuthPlugin({"secret": b"k", "max_skew": 5, "replay_cache_size": 7})
     assert plugin.replay_cache_size == 7
     with pytest.raises(ValueError, match="replay_cache_size"):
-        HMACAuthPlugin({"secret": b"k", "replay_cache_size": 7})
+        HMACAuthPlugin({"secret": b"k", "max_skew": None, "replay_cache_size": 7})
     with pytest.raises(ValueError, match="replay_cache_size"):
         HMACAuthPlugin({"secret": b"k", "max_skew": 5, "replay_cache_size": 0})
     for wrong in ("7", 7.0, True):

@@ -294,13 +294,13 @@ def test_a_low_order_public_key_is_a_cipher_error(ephemeral: bool) -> None:
         ({"secret": "k", "encrypt_uri": 1}, TypeError, '"encrypt_uri"'),
         ({"secret": "k", "max_skew": 0}, ValueError, '"max_skew"'),
         ({"secret": "k", "max_skew": -1}, ValueError, '"max_skew"'),
-        ({"secret": "k", "max_skew": True}, ValueError, '"max_skew"'),
+        ({"secret": "k", "max_skew": True}, TypeError, '"max_skew"'),
         ({"secret": "k", "max_skew": float("inf")}, ValueError, '"max_skew"'),
         ({"secret": "k", "max_skew": float("nan")}, ValueError, '"max_skew"'),
-        ({"secret": "k", "max_skew": "30"}, ValueError, '"max_skew"'),
+        ({"secret": "k", "max_skew": "30"}, TypeError, '"max_skew"'),
         ({"secret": "k", "replay_cache_size": 0}, ValueError, '"replay_cache_size"'),
-        ({"secret": "k", "replay_cache_size": 1.5}, ValueError, '"replay_cache_size"'),
-        ({"secret": "k", "replay_cache_size": True}, ValueError, '"replay_cache_size"'),
+        ({"secret": "k", "replay_cache_size": 1.5}, TypeError, '"replay_cache_size"'),
+        ({"secret": "k", "replay_cache_size": True}, TypeError, '"replay_cache_size"'),
     ],
 )
 def test_aead_config_errors(config: dict[str, Any], error: type[Exception], match: str) -> None:

@@ -240,30 +240,38 @@ async def test_reflection_flood_does_not_starve_a_skewed_honest_client(serve: Se
 # -- (b) replay ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("max_skew", [30, None])
-async def test_replay_of_a_captured_request(
-    serve: Serve, connect: Connect, max_skew: int | None
+DEFAULT = "default"  # the config names only the secret
+
+
+@pytest.mark.parametrize("max_skew", [DEFAULT, 30, None])
+async def test_replay_of_a_captured_create(
+    serve: Serve, connect: Connect, max_skew: int | str | None
 ) -> None:
-    config: dict[str, Any] = {"secret": SECRET, "max_skew": max_skew}
+    """A captured signed CREATE sent four more times, on fresh connections:
+    the handler runs once unless replay protection was turned off."""
+    config: dict[str, Any] = {"secret": SECRET}
+    if max_skew != DEFAULT:
+        config["max_skew"] = max_skew
     server, calls = recording_server(auth_plugin=HMACAuthPlugin(config))
     port = (await serve(server)).port
     client = await client_for(port, auth_plugin=HMACAuthPlugin(config))
     try:
         written = tap(client)
-        reply = await client.request(ECHO_URI, b"pay 10")
-        assert reply.body.content == b"pay 10"
+        reply = await client.request(b"accounts", b"open 10", message_type=MessageType.CREATE_URI)
+        assert reply.header.message_type is MessageType.OK
     finally:
         await client.close()
     (captured,) = written
-    peer = await connect(port)
-    replayed = await peer.request_bytes(captured)
-    if max_skew is None:
-        # Documented: without max_skew HMAC has no replay protection.
-        assert summary(replayed) == (MessageType.RESPOND_URI, ECHO_URI, b"pay 10")
-        assert len(calls) == 2
-    else:
-        assert replayed.header.message_type is MessageType.AUTH_ERROR
-        assert len(calls) == 1
+    for _ in range(4):
+        peer = await connect(port)
+        replayed = await peer.request_bytes(captured)
+        if max_skew is None:
+            # Documented: max_skew=None turns replay protection off.
+            assert replayed.header.message_type is MessageType.OK
+        else:
+            assert replayed.header.message_type is MessageType.AUTH_ERROR
+    creates = [call for call in calls if call[0] is MessageType.CREATE_URI]
+    assert len(creates) == (5 if max_skew is None else 1)
 
 
 # -- (c) tampering ------------------------------------------------------------------

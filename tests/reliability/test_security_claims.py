@@ -85,23 +85,23 @@ async def test_wrong_secret_is_refused(serve: Serve, connect: Connect) -> None:
     assert summary(await peer.request(forged)) == AUTH_FAILED
 
 
-async def test_replay_is_accepted_without_max_skew_and_refused_with_it(
+async def test_replay_is_refused_by_default_and_accepted_with_max_skew_none(
     serve: Serve, connect: Connect
 ) -> None:
-    plain, _ = guarded_server({"secret": SECRET})
-    protected, _ = guarded_server({"secret": SECRET, "max_skew": 30})
+    protected, _ = guarded_server({"secret": SECRET})
+    plain, _ = guarded_server({"secret": SECRET, "max_skew": None})
     captured = signed(b"once", {"secret": SECRET}).encode()
-
-    peer = await connect((await serve(plain)).port)
-    for _ in range(2):
-        await peer.send_bytes(captured)
-        assert summary(await peer.receive()) == echo_reply(b"once")
 
     peer = await connect((await serve(protected)).port)
     await peer.send_bytes(captured)
     assert summary(await peer.receive()) == echo_reply(b"once")
     await peer.send_bytes(captured)
     assert summary(await peer.receive()) == AUTH_FAILED
+
+    peer = await connect((await serve(plain)).port)
+    for _ in range(2):
+        await peer.send_bytes(captured)
+        assert summary(await peer.receive()) == echo_reply(b"once")
 
 
 async def test_message_type_tampering_is_refused(serve: Serve, connect: Connect) -> None:

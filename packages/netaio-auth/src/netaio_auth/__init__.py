@@ -5,8 +5,8 @@ from __future__ import annotations
 from netaio_core import AuthPluginProtocol
 
 from .cipher import AEADCipherPlugin, CipherError, X25519CipherPlugin
-from .hmac_plugin import DEFAULT_REPLAY_CACHE_SIZE, HMACAuthPlugin
-from .replay import ReplayWindow
+from .hmac_plugin import HMACAuthPlugin
+from .replay import DEFAULT_MAX_SKEW, DEFAULT_REPLAY_CACHE_SIZE, ReplayWindow
 
 __version__ = "0.1.0"
 
@@ -14,6 +14,7 @@ __all__ = [
     "AEADCipherPlugin",
     "AuthPluginProtocol",
     "CipherError",
+    "DEFAULT_MAX_SKEW",
     "DEFAULT_REPLAY_CACHE_SIZE",
     "HMACAuthPlugin",
     "ReplayWindow",

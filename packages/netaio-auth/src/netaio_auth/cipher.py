@@ -37,7 +37,7 @@ from netaio_core import Header, MessageProtocol, NetaioError
 from netaio_core.binding import ROUTE_FIELD
 from netaio_core.protocols import PeerState
 
-from .replay import ReplayWindow
+from .replay import replay_window
 
 __all__ = ["AEADCipherPlugin", "CipherError", "X25519CipherPlugin"]
 
@@ -48,8 +48,6 @@ _U16 = Struct("!H")
 _AEAD_VERSION = 1
 _X25519_VERSION = 2
 _X25519_EPHEMERAL = 3
-_DEFAULT_SKEW = 300.0
-_DEFAULT_CACHE = 65_536
 
 
 class CipherError(NetaioError):
@@ -82,18 +80,6 @@ def _as_bytes(value: object, what: str) -> bytes:
     return value
 
 
-def _replay(config: Mapping[str, Any], clock: Callable[[], float]) -> ReplayWindow | None:
-    skew = config.get("max_skew", _DEFAULT_SKEW)
-    if skew is None:
-        return None
-    if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 < skew < float("inf"):
-        raise ValueError('cipher plugin config "max_skew" must be a positive number or None')
-    size = config.get("replay_cache_size", _DEFAULT_CACHE)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError('cipher plugin config "replay_cache_size" must be an int >= 1')
-    return ReplayWindow(float(skew), size, clock)
-
-
 def _check_keys(config: Mapping[str, Any], known: tuple[str, ...], name: str) -> None:
     unknown = sorted(str(key) for key in config if key not in known)
     if unknown:
@@ -114,7 +100,7 @@ class _BodyCipher(ABC):
             raise TypeError('cipher plugin config "encrypt_uri" must be a bool')
         self.encrypt_uri = encrypt_uri
         self._clock = clock
-        self._window = _replay(config, clock)
+        self._window = replay_window(config, clock, type(self).__name__)
         self._version = version
         self._ciphers: dict[bytes, Any] = {}
 

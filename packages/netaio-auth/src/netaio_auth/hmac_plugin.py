@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -31,16 +30,12 @@ from typing import Any
 from netaio_core import AuthFieldsProtocol, BodyProtocol, MessageProtocol, make_error_response
 from netaio_core.binding import ROUTE_FIELD
 
-from .replay import ReplayWindow
+from .replay import DEFAULT_MAX_SKEW, DEFAULT_REPLAY_CACHE_SIZE, replay_window
 
-__all__ = ["DEFAULT_REPLAY_CACHE_SIZE", "NONCE_SIZE", "HMACAuthPlugin"]
+__all__ = ["DEFAULT_MAX_SKEW", "DEFAULT_REPLAY_CACHE_SIZE", "NONCE_SIZE", "HMACAuthPlugin"]
 
 NONCE_SIZE = 16
 """Bytes of the nonce field."""
-
-DEFAULT_REPLAY_CACHE_SIZE = 65_536
-"""Nonces remembered for replay protection when the config does not say
-(about 12 MB at most); see ``HMACAuthPlugin``."""
 
 _TS_MAX = 0xFFFFFFFF
 _CONFIG_KEYS = (
@@ -95,37 +90,6 @@ def _field_name(config: Mapping[str, object], key: str, default: str) -> str:
     return name
 
 
-def _max_skew(config: Mapping[str, object]) -> float | None:
-    skew = config.get("max_skew")
-    if skew is None:
-        return None
-    if isinstance(skew, bool) or not isinstance(skew, (int, float)):
-        raise TypeError(
-            f'HMACAuthPlugin config "max_skew" must be a number of seconds or None, '
-            f"not {type(skew).__name__}"
-        )
-    if not (0 < skew < math.inf):
-        raise ValueError(f'HMACAuthPlugin config "max_skew" must be > 0 and finite, not {skew}')
-    return skew
-
-
-def _cache_size(config: Mapping[str, object], skew: float | None) -> int:
-    if "replay_cache_size" not in config:
-        return DEFAULT_REPLAY_CACHE_SIZE
-    size = config["replay_cache_size"]
-    if skew is None:
-        raise ValueError(
-            'HMACAuthPlugin config "replay_cache_size" has no effect without "max_skew"'
-        )
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(
-            f'HMACAuthPlugin config "replay_cache_size" must be an int, not {type(size).__name__}'
-        )
-    if size < 1:
-        raise ValueError(f'HMACAuthPlugin config "replay_cache_size" must be >= 1, not {size}')
-    return size
-
-
 def _keys(config: Mapping[str, object]) -> tuple[dict[str, bytes], str | None]:
     """The HMAC keys by key id and the id to sign with (None: one key, no id)."""
     secrets = config.get("secrets")
@@ -174,27 +138,33 @@ class HMACAuthPlugin:
     - ``hmac_field``, ``nonce_field``, ``ts_field`` (str; default ``"hmac"``,
       ``"nonce"``, ``"ts"``): the auth field names, so that an instance
       plugin and a per-handler plugin can both sign one message.
-    - ``max_skew`` (seconds, default None): turns replay protection on.
-      ``check`` then rejects a ts more than ``max_skew`` away from ``clock()``
-      and a nonce it has already accepted, and ``make`` always issues a
-      fresh nonce and ts. (Off by default so that ``make`` keeps the
-      documented behaviour of keeping given nonce and ts fields.)
-    - ``replay_cache_size`` (int, default ``DEFAULT_REPLAY_CACHE_SIZE``; only
-      with ``max_skew``): how many accepted nonces are remembered (see
-      ``ReplayWindow``): a replay is never accepted; if more than this many
-      messages arrive within ``max_skew`` seconds, some fresh ones are
-      rejected instead.
+    - ``max_skew`` (seconds, default ``DEFAULT_MAX_SKEW``, 300): replay
+      protection. ``check`` rejects a ts more than ``max_skew`` away from
+      ``clock()`` and a nonce it has already accepted, and ``make`` always
+      issues a fresh nonce and ts. ``None`` turns it off: ``check`` then
+      accepts any ts and a repeated nonce, and ``make`` keeps valid nonce and
+      ts fields it is given (netaio 0.0.2's behaviour, for fixed test vectors
+      or peers whose clocks cannot be kept within ``max_skew``).
+    - ``replay_cache_size`` (int, default ``DEFAULT_REPLAY_CACHE_SIZE``,
+      65,536; not with ``max_skew=None``): how many accepted nonces are
+      remembered (see ``ReplayWindow``): a replay is never accepted; if more
+      than this many messages arrive within ``max_skew`` seconds, some fresh
+      ones are rejected instead. Only authenticated messages enter it, so a
+      peer without the secret cannot fill it.
 
     Errors: a missing, None or empty secret, an empty or repeated field
     name, a ``max_skew`` that is not positive and finite, a
-    ``replay_cache_size`` below 1 or without ``max_skew``, and an unknown key
+    ``replay_cache_size`` below 1 or beside ``max_skew=None``, and an unknown key
     raise ``ValueError``; a value of the wrong type raises ``TypeError``.
     Each message names the config key.
 
     ``clock`` (keyword-only) returns seconds since the epoch; tests pass a
-    controllable one. With ``max_skew`` the replay cache is state shared by
-    every message the instance checks: use an instance from one thread (one
-    event loop) only. Secrets are read at construction.
+    controllable one. The replay cache is state shared by every message the
+    instance checks: use an instance from one thread (one event loop) only.
+    It lives in memory: a restarted process, or another worker of ``netaio
+    serve``, does not know the nonces this one accepted, so a frame captured
+    less than ``max_skew`` seconds ago can be replayed once to each of them
+    (see docs/security.md). Secrets are read at construction.
     """
 
     secret: bytes
@@ -238,8 +208,11 @@ class HMACAuthPlugin:
         if not isinstance(bind, bool):
             raise TypeError('HMACAuthPlugin config "bind_routing" must be a bool')
         self.binds_routing = bind
-        self.max_skew = _max_skew(config)
-        self.replay_cache_size = _cache_size(config, self.max_skew)
+        self._window = replay_window(config, clock, "HMACAuthPlugin")
+        self.max_skew = None if self._window is None else self._window.max_skew
+        self.replay_cache_size = (
+            DEFAULT_REPLAY_CACHE_SIZE if self._window is None else self._window.size
+        )
         self._clock = clock
         # Keyed once; each MAC is a copy of this state, which saves the key
         # schedule on every message.
@@ -247,11 +220,6 @@ class HMACAuthPlugin:
             kid: hmac.new(key, digestmod=hashlib.sha256) for kid, key in keys.items()
         }
         self._template = self._templates["" if self.key_id is None else self.key_id]
-        self._window = (
-            None
-            if self.max_skew is None
-            else ReplayWindow(self.max_skew, self.replay_cache_size, clock)
-        )
 
     @property
     def _seen(self) -> set[bytes]:
@@ -279,8 +247,8 @@ class HMACAuthPlugin:
 
         A nonce that is not 16 bytes, or a ts that is neither 4 bytes nor an
         int in 0..2**32-1, counts as absent; a kept int ts is stored as
-        4 bytes. With ``max_skew`` a fresh nonce and ts are always issued,
-        since a peer with replay protection rejects a reused nonce. The
+        4 bytes. With replay protection (the default) a fresh nonce and ts
+        are always issued, since a peer with it rejects a reused nonce. The
         routing field ``rt``, when present, is covered too; with several
         secrets, the key id is set.
         """
@@ -308,9 +276,9 @@ class HMACAuthPlugin:
 
         Also False when a field has the wrong type or length (nonce: 16
         bytes; ts: 4 bytes or an int in 0..2**32-1; hmac: bytes), for an
-        unknown key id, and, with ``max_skew``, for a stale or future ts or
-        a replayed nonce. Never raises, whatever the field values; the MAC
-        comparison is constant-time. Only a message that passes is
+        unknown key id, and, unless ``max_skew`` is None, for a ts more than
+        ``max_skew`` off the clock or a replayed nonce. Never raises, whatever
+        the field values; the MAC comparison is constant-time. Only a message that passes is
         remembered for replay protection.
         """
         fields = auth_fields.fields

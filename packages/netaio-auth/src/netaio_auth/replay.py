@@ -11,10 +11,48 @@ on, so a replay is never accepted (fresh messages may be, when more than
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-__all__ = ["ReplayWindow"]
+__all__ = ["DEFAULT_MAX_SKEW", "DEFAULT_REPLAY_CACHE_SIZE", "ReplayWindow", "replay_window"]
+
+DEFAULT_MAX_SKEW = 300.0
+"""Seconds a message's ts may be off the receiver's clock, when the config
+does not say (the ``max_skew`` key of every plugin with replay protection)."""
+
+DEFAULT_REPLAY_CACHE_SIZE = 65_536
+"""Nonces remembered for replay protection when the config does not say
+(the ``replay_cache_size`` key; about 12 MB at most)."""
+
+
+def replay_window(
+    config: Mapping[str, object], clock: Callable[[], float], owner: str
+) -> ReplayWindow | None:
+    """The window a plugin's ``max_skew`` and ``replay_cache_size`` config
+    keys describe (defaults above); None when ``max_skew`` is None (replay
+    protection off). A wrong type is a ``TypeError``, a value out of range a
+    ``ValueError``; ``owner`` names the plugin in the message."""
+    skew = config.get("max_skew", DEFAULT_MAX_SKEW)
+    size = config.get("replay_cache_size", DEFAULT_REPLAY_CACHE_SIZE)
+    if skew is None:
+        if "replay_cache_size" in config:
+            raise ValueError(f'{owner} config "replay_cache_size" has no effect without "max_skew"')
+        return None
+    if isinstance(skew, bool) or not isinstance(skew, (int, float)):
+        raise TypeError(
+            f'{owner} config "max_skew" must be a number of seconds or None, '
+            f"not {type(skew).__name__}"
+        )
+    if not 0 < skew < math.inf:
+        raise ValueError(f'{owner} config "max_skew" must be > 0 and finite, not {skew}')
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(
+            f'{owner} config "replay_cache_size" must be an int, not {type(size).__name__}'
+        )
+    if size < 1:
+        raise ValueError(f'{owner} config "replay_cache_size" must be >= 1, not {size}')
+    return ReplayWindow(float(skew), size, clock)
 
 
 class ReplayWindow:
