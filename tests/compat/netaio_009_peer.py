@@ -6,9 +6,12 @@
         Handler: REQUEST_URI b"echo" answers RESPOND_URI with the content
         upper-cased.
 
-    python netaio_009_peer.py client PORT
-        With 0.0.9's TCPClient: ``request(b"echo", content=b"hello from
-        0.0.9")``, prints the reply as one JSON line.
+    python netaio_009_peer.py client PORT [URI]
+        With 0.0.9's TCPClient: ``request(URI, content=b"hello from
+        0.0.9")`` (URI defaults to echo), prints the reply as one JSON line.
+        With a URI other than echo it sends the request and prints the next
+        message ``receive_once`` decodes (0.0.9 matches a reply to a request
+        by its uri, which an error reply does not carry).
 
 Each printed message is {"type": int, "uri": hex, "content": hex,
 "auth": [field names]}. This file imports only 0.0.9's netaio and the
@@ -45,11 +48,16 @@ async def serve() -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def client(port: int) -> None:
+async def client(port: int, uri: bytes) -> None:
     peer = TCPClient(host="127.0.0.1", port=port)
     await peer.connect()
-    await peer.start_receive_loop()
-    reply = await peer.request(b"echo", content=b"hello from 0.0.9", timeout=TIMEOUT)
+    if uri == b"echo":
+        await peer.start_receive_loop()
+        reply = await peer.request(uri, content=b"hello from 0.0.9", timeout=TIMEOUT)
+    else:
+        body = Body.prepare(b"hello from 0.0.9", uri=uri)
+        await peer.send(Message.prepare(body, MessageType.REQUEST_URI))
+        reply = await asyncio.wait_for(peer.receive_once(), TIMEOUT)
     emit(describe(reply))
     await peer.close()
 
@@ -60,7 +68,8 @@ def main() -> None:
     if sys.argv[1] == "server":
         asyncio.run(serve())
     else:
-        asyncio.run(client(int(sys.argv[2])))
+        uri = sys.argv[3].encode() if len(sys.argv) > 3 else b"echo"
+        asyncio.run(client(int(sys.argv[2]), uri))
 
 
 if __name__ == "__main__":

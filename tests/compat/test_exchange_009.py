@@ -63,6 +63,17 @@ async def test_netaio_009_client_against_our_server() -> None:
     }
 
 
+async def test_netaio_009_client_decodes_our_framework_replies() -> None:
+    """The server's own NOT_FOUND is built with its body_class: a 0.0.9
+    client decodes it without a custom make_error or default handler."""
+    server: TCPServer[Message] = TCPServer(host="127.0.0.1", port=0, body_class=ShortUriBody)
+    async with server, old_peer("client", str(server.port), "missing") as proc:
+        reply = await read_json_line(proc)
+        assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+    assert reply["type"] == MessageType.NOT_FOUND.value
+    assert bytes.fromhex(reply["content"]) == b"not found"
+
+
 async def test_our_client_against_netaio_009_server() -> None:
     async with old_peer("server") as proc:
         port = (await read_json_line(proc))["port"]

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 import pytest
+from token_plugin import TokenPlugin
 
 from netaio_core import (
     AuthenticationError,
@@ -334,6 +335,27 @@ async def test_short_uri_body_and_a_custom_message_type() -> None:
         message = await asyncio.wait_for(heard, 2)
         assert message.header.message_type is gossip
         assert message.body.content == b"hi"
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_an_auth_refusal_in_the_node_body_class() -> None:
+    """The AUTH_ERROR a node answers (its plugin's ``error()``, built with
+    the default Body) reaches a ShortUriBody peer in ShortUriBody."""
+    a = _node(body_class=ShortUriBody)
+    b = _node(body_class=ShortUriBody, auth_plugin=TokenPlugin("token", b"secret"))
+    await a.start()
+    await b.start()
+    _echo(b)
+    try:
+        with pytest.raises(AuthenticationError) as refused:
+            await a.request(b"short", b.addr, content=b"unsigned", timeout=2)
+        reply = refused.value.reply
+        assert reply is not None
+        assert reply.header.message_type is MessageType.AUTH_ERROR
+        assert type(reply.body) is ShortUriBody
+        assert reply.body.content == b"auth failed: token"
     finally:
         await a.stop()
         await b.stop()

@@ -17,10 +17,11 @@ from typing import Any, Generic, NamedTuple, TypeAlias
 
 from .binding import FROM_CLIENT, FROM_SERVER, binds_routing, route_matches, set_route
 from .codec import AuthFields, Body, Header, Message
-from .defaults import keys_extractor
+from .defaults import keys_extractor, make_error_msg
 from .errors import AuthenticationError, ChecksumError
 from .framing import FrameDecoder, MessageReader
 from .limits import Limits
+from .message_type import MessageType
 from .protocols import (
     AuthFieldsProtocol,
     AuthPluginProtocol,
@@ -213,6 +214,29 @@ class Endpoint(Generic[MessageT]):
     def set_logger(self, logger: logging.Logger) -> None:
         """Replace the current logger."""
         self.logger = logger
+
+    def error_reply(self, text: str, message_type: MessageType | None = None) -> MessageT:
+        """An error reply the framework sends itself (NOT_FOUND, ERROR,
+        AUTH_ERROR, NOT_PERMITTED; without ``message_type`` the text chooses,
+        as in ``make_error_msg``), built with this endpoint's message and
+        body classes so that a peer using the same classes decodes it."""
+        return make_error_msg(
+            text,
+            message_type=message_type,
+            message_class=self.message_class,
+            body_class=self.body_class,
+        )
+
+    def in_own_classes(self, reply: MessageProtocol) -> MessageProtocol:
+        """``reply`` (say, an auth plugin's ``error()``, built with the
+        default classes) rebuilt with this endpoint's message and body
+        classes when it uses others: same type, uri and content."""
+        if type(reply) is self.message_class and type(reply.body) is self.body_class:
+            return reply
+        make_body: Any = self.body_class.prepare  # the Protocol's prepare() names content only
+        return self.message_class.prepare(
+            make_body(reply.body.content, reply.body.uri), reply.header.message_type
+        )
 
     def message_reader(self) -> MessageReader[MessageT]:
         """A frame reader for the current classes and limits."""

@@ -49,7 +49,6 @@ from netaio_core import (
     UnknownMessageTypeError,
     correlation_id,
     header_class_for,
-    make_error_msg,
     make_not_found_msg,
     set_correlation_id,
 )
@@ -724,9 +723,9 @@ class UDPNode(Endpoint[MessageT]):
         if cid is not None and isinstance(exc, AuthenticationError):
             plugin = exc.plugin
             reply: MessageProtocol = (
-                plugin.error()
+                self.in_own_classes(plugin.error())
                 if plugin is not None
-                else make_error_msg("auth failed", message_type=MessageType.AUTH_ERROR)
+                else self.error_reply("auth failed", MessageType.AUTH_ERROR)
             )
             set_correlation_id(reply, cid)
             with contextlib.suppress(Exception):
@@ -757,9 +756,7 @@ class UDPNode(Endpoint[MessageT]):
         task.add_done_callback(self._tasks.discard)
 
     def _internal_error(self) -> MessageProtocol:
-        return make_error_msg(
-            "internal error", message_class=self.message_class, body_class=self.body_class
-        )
+        return self.error_reply("internal error")
 
     async def _finish(
         self,
@@ -800,11 +797,7 @@ class UDPNode(Endpoint[MessageT]):
                 data = self.encode(self.seal(reply, layer, state))
             except DatagramTooLargeError as exc:
                 self.logger.error("Reply to %s:%s not sent: %s", addr[0], addr[1], exc)
-                error = make_error_msg(
-                    "reply too large for a datagram",
-                    message_class=self.message_class,
-                    body_class=self.body_class,
-                )
+                error = self.error_reply("reply too large for a datagram")
                 if cid is not None:
                     set_correlation_id(error, cid)
                 data = self.encode(self.seal(error, None, state))

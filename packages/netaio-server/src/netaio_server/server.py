@@ -53,8 +53,17 @@ default_server_logger.addHandler(logging.NullHandler())
 
 
 def not_found_handler(message: MessageProtocol, writer: asyncio.StreamWriter) -> Message:
-    """The default handler: a NOT_FOUND reply for a message no handler matched."""
-    return make_error_response("not found")
+    """The default handler: a NOT_FOUND reply for a message no handler matched,
+    built with the message and body classes of ``message`` (the server's), so
+    that a peer using custom classes decodes it."""
+    if type(message) is Message and type(message.body) is Body:
+        return make_error_response("not found")
+    make_body: Any = type(message.body).prepare  # the Protocol's prepare() names content only
+    reply: Any = type(message).prepare(make_body(b"not found", b"ERROR"), MessageType.NOT_FOUND)
+    return reply  # type: ignore[no-any-return]
+
+
+_make_error_response = make_error_response  # TCPServer.__init__'s parameter hides the name
 
 
 async def _after(joining: asyncio.Future[Any], reply: MessageT) -> MessageT:
@@ -171,7 +180,9 @@ class TCPServer(Endpoint[MessageT]):
         body_class: The body class to use.
         message_class: The message class to use.
         keys_extractor: A function that extracts the keys from a message.
-        make_error_response: A function that makes an error response.
+        make_error_response: A function that makes an error response (by
+            default the server's ``error_reply``: the reply is built with
+            ``message_class`` and ``body_class``).
         default_handler: The default handler to use for messages that do
             not match any registered handler keys.
         logger: The logger to use.
@@ -203,7 +214,11 @@ class TCPServer(Endpoint[MessageT]):
         )
         self.host = host
         self.port = port
-        self.make_error = make_error_response
+        # The framework's own replies use this server's classes unless the
+        # caller chose its own functions.
+        self.make_error = (
+            self.error_reply if make_error_response is _make_error_response else make_error_response
+        )
         self.default_handler = default_handler
         self.subscriptions = {}
         self.clients = set()
@@ -431,7 +446,7 @@ class TCPServer(Endpoint[MessageT]):
             self.logger.warning("Auth check failed for message from %s", connection.peer)
             try:
                 if exc.plugin is not None:
-                    return exc.plugin.error()
+                    return self.in_own_classes(exc.plugin.error())
             except Exception:
                 self.logger.exception("Auth plugin error() failed for %s", connection.peer)
             return self.make_error("auth failed")
