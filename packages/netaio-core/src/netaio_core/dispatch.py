@@ -398,12 +398,17 @@ class Endpoint(Generic[MessageT]):
         message: MessageProtocol,
         layer: HandlerLayer | None = None,
         peer: PeerState | None = None,
+        *,
+        use_auth: bool = True,
+        use_cipher: bool = True,
     ) -> MessageProtocol:
         """Prepare an outgoing message: its routing binding, then the
         handler's cipher and auth plugins (inner layer), then the
-        endpoint's cipher and auth plugins (outer layer). Returns the
-        message to send (a cipher plugin may return a new one)."""
-        auth, cipher = self.auth_plugin, self.cipher_plugin
+        endpoint's cipher and auth plugins (outer layer; ``use_cipher`` /
+        ``use_auth`` False leave them out). Returns the message to send (a
+        cipher plugin may return a new one)."""
+        auth = self.auth_plugin if use_auth else None
+        cipher = self.cipher_plugin if use_cipher else None
         if layer is None and auth is None and cipher is None:
             return message
         if (

@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Hashable, Mapping
 from enum import Enum
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, NamedTuple, TypeAlias, TypeVar, cast
 
 from netaio_core import (
     AuthenticationError,
@@ -65,6 +65,8 @@ __all__ = [
     "DEFAULT_MULTICAST_PORT",
     "FROM_NODE",
     "DatagramFrames",
+    "TimeoutContext",
+    "TimeoutErrorHandler",
     "UDPHandler",
     "UDPNode",
     "default_node_logger",
@@ -92,6 +94,42 @@ UDPHandler: TypeAlias = Callable[
 returns the reply (or None for none), directly or as a coroutine."""
 
 _AnyHandler = TypeVar("_AnyHandler", bound=Callable[..., Any])
+
+TimeoutContext: TypeAlias = dict[str, Any]
+"""What a timeout handler is told of the request: ``uri``, ``timeout``
+(seconds) and ``server`` (the address asked)."""
+
+TimeoutErrorHandler: TypeAlias = Callable[
+    ["UDPNode[Any]", str, "Addr | None", TimeoutError, TimeoutContext],
+    Coroutine[Any, Any, None] | None,
+]
+"""Called as ``handler(node, kind, addr, error, context)`` when a request
+times out, before ``request`` raises ``error``; ``kind`` is
+``"request_timeout"``. A coroutine it returns runs as a task of the node."""
+
+
+class _Sealing(NamedTuple):
+    """How ``send`` and its kin seal one message (see ``UDPNode.send``)."""
+
+    layer: HandlerLayer | None
+    use_auth: bool
+    use_cipher: bool
+
+    @classmethod
+    def of(
+        cls,
+        use_auth: bool,
+        use_cipher: bool,
+        auth_plugin: AuthPluginProtocol | None,
+        cipher_plugin: CipherPluginProtocol | None,
+    ) -> _Sealing:
+        extra = (
+            None
+            if auth_plugin is None and cipher_plugin is None
+            else HandlerLayer(auth_plugin, cipher_plugin)
+        )
+        return cls(extra, use_auth, use_cipher)
+
 
 _REQUEST_TYPES = frozenset(
     {
@@ -218,6 +256,7 @@ class UDPNode(Endpoint[MessageT]):
         multicast_port: int = DEFAULT_MULTICAST_PORT,
         limits: DatagramLimits | None = None,
         handlers: Mapping[Hashable, UDPHandler[MessageT]] | None = None,
+        timeout_error_handler: TimeoutErrorHandler | None = None,
     ) -> None:
         """Initialize the node. Args:
         port, interface: the unicast address to bind (``start``).
@@ -237,6 +276,7 @@ class UDPNode(Endpoint[MessageT]):
         peer_plugin: packs ``local_peer`` into advertisements.
         limits: ``DatagramLimits`` (datagram size, retries, reply cache).
         handlers: key -> handler, registered with ``add_handler``.
+        timeout_error_handler: see ``set_timeout_handler``.
         """
         if message_type_class is not MessageType and header_class is Header:
             header_class = header_class_for(message_type_class)
@@ -287,6 +327,7 @@ class UDPNode(Endpoint[MessageT]):
         self._advertising: dict[bytes, asyncio.Task[None]] = {}
         self._managed: dict[bytes, HandlerLayer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.handle_timeout_error = timeout_error_handler
 
     # -- handlers (typed for (message, addr)) -------------------------------
 
@@ -471,18 +512,35 @@ class UDPNode(Endpoint[MessageT]):
             state["peer"] = self.peers[peer_id]
         return state
 
-    def _sealed(
-        self, message: MessageProtocol, addr: Addr, layer: HandlerLayer | None, use_auth: bool
-    ) -> bytes:
-        if use_auth:
-            message = self.seal(message, layer, self.peer_state(addr))
+    def _sealed(self, message: MessageProtocol, addr: Addr, how: _Sealing) -> bytes:
+        message = self.seal(
+            message,
+            how.layer,
+            self.peer_state(addr),
+            use_auth=how.use_auth,
+            use_cipher=how.use_cipher,
+        )
         return self.encode(message)
 
-    def send(self, message: MessageProtocol, addr: Addr, *, use_auth: bool = True) -> None:
-        """Send ``message`` to ``addr`` (unicast or a multicast group),
-        sealed with the node's plugins unless ``use_auth`` is False. Raises
-        ``DatagramTooLargeError`` for a message too large for a datagram."""
-        self._unicast().sendto(self._sealed(message, addr, None, use_auth), addr)
+    def send(
+        self,
+        message: MessageProtocol,
+        addr: Addr,
+        *,
+        use_auth: bool = True,
+        use_cipher: bool = True,
+        auth_plugin: AuthPluginProtocol | None = None,
+        cipher_plugin: CipherPluginProtocol | None = None,
+    ) -> None:
+        """Send ``message`` to ``addr`` (unicast or a multicast group).
+
+        ``auth_plugin`` and ``cipher_plugin`` seal it first, in addition to
+        the node's own plugins (as a handler's plugins do, see ``seal``);
+        ``use_auth=False`` / ``use_cipher=False`` leave out the node's auth /
+        cipher plugin. Raises ``DatagramTooLargeError`` for a message too
+        large for a datagram."""
+        how = _Sealing.of(use_auth, use_cipher, auth_plugin, cipher_plugin)
+        self._unicast().sendto(self._sealed(message, addr, how), addr)
 
     def _copy(self, message: MessageProtocol) -> Callable[[], MessageProtocol]:
         """Fresh copies of ``message`` (each destination seals its own)."""
@@ -497,24 +555,43 @@ class UDPNode(Endpoint[MessageT]):
 
         return copy
 
-    def broadcast(self, message: MessageProtocol, *, use_auth: bool = True) -> int:
+    def broadcast(
+        self,
+        message: MessageProtocol,
+        *,
+        use_auth: bool = True,
+        use_cipher: bool = True,
+        auth_plugin: AuthPluginProtocol | None = None,
+        cipher_plugin: CipherPluginProtocol | None = None,
+    ) -> int:
         """Send ``message`` to every known peer (one address each); returns
-        how many it went to."""
+        how many it went to. The keyword arguments are ``send``'s."""
+        how = _Sealing.of(use_auth, use_cipher, auth_plugin, cipher_plugin)
         copy = self._copy(message)
+        transport = self._unicast()
         sent = 0
         for peer in list(self.peers.values()):
             if peer.addrs:
-                self.send(copy(), min(peer.addrs), use_auth=use_auth)
+                addr = min(peer.addrs)
+                transport.sendto(self._sealed(copy(), addr, how), addr)
                 sent += 1
         return sent
 
     def multicast(
-        self, message: MessageProtocol, port: int | None = None, *, use_auth: bool = True
+        self,
+        message: MessageProtocol,
+        port: int | None = None,
+        *,
+        use_auth: bool = True,
+        use_cipher: bool = True,
+        auth_plugin: AuthPluginProtocol | None = None,
+        cipher_plugin: CipherPluginProtocol | None = None,
     ) -> None:
         """Send ``message`` to the multicast group (on ``port``, by default
-        ``multicast_port``)."""
+        ``multicast_port``). The keyword arguments are ``send``'s."""
         addr = (self.multicast_group, self.multicast_port if port is None else port)
-        self.send(message, addr, use_auth=use_auth)
+        how = _Sealing.of(use_auth, use_cipher, auth_plugin, cipher_plugin)
+        self._unicast().sendto(self._sealed(message, addr, how), addr)
 
     def subscribe(self, key: Hashable, addr: Addr) -> None:
         """Subscribe ``addr`` to ``key``: ``notify(key, ...)`` sends there."""
@@ -528,15 +605,26 @@ class UDPNode(Endpoint[MessageT]):
             if not subscribers:
                 del self.subscriptions[key]
 
-    def notify(self, key: Hashable, message: MessageProtocol, *, use_auth: bool = True) -> int:
+    def notify(
+        self,
+        key: Hashable,
+        message: MessageProtocol,
+        *,
+        use_auth: bool = True,
+        use_cipher: bool = True,
+        auth_plugin: AuthPluginProtocol | None = None,
+        cipher_plugin: CipherPluginProtocol | None = None,
+    ) -> int:
         """Send ``message`` to every address subscribed to ``key``; returns
-        how many it went to."""
+        how many it went to. The keyword arguments are ``send``'s."""
         subscribers = self.subscriptions.get(key)
         if not subscribers:
             return 0
+        how = _Sealing.of(use_auth, use_cipher, auth_plugin, cipher_plugin)
         copy = self._copy(message)
+        transport = self._unicast()
         for addr in list(subscribers):
-            self.send(copy(), addr, use_auth=use_auth)
+            transport.sendto(self._sealed(copy(), addr, how), addr)
         return len(subscribers)
 
     def enable_subscriptions(self, auth_plugin: AuthPluginProtocol | None = None) -> None:
@@ -573,8 +661,12 @@ class UDPNode(Endpoint[MessageT]):
         message_type: MessageType | None = None,
         timeout: float = 10.0,
         use_auth: bool = True,
+        use_cipher: bool = True,
+        auth_plugin: AuthPluginProtocol | None = None,
+        cipher_plugin: CipherPluginProtocol | None = None,
     ) -> MessageT:
-        """Send a request to ``addr`` and return its reply.
+        """Send a request to ``addr`` and return its reply (the plugin
+        arguments are ``send``'s).
 
         The request carries a correlation id; the same datagram is sent
         again after ``limits.retry_interval`` (doubling, at most
@@ -607,10 +699,11 @@ class UDPNode(Endpoint[MessageT]):
                 del self._pending[idle]
         else:
             self._pending[addr] = self._pending.pop(addr)  # most recently used last
+        how = _Sealing.of(use_auth, use_cipher, auth_plugin, cipher_plugin)
         cid, reply = pending.add(loop)
         try:
             set_correlation_id(message, cid)
-            data = self._sealed(message, addr, None, use_auth)
+            data = self._sealed(message, addr, how)
             deadline = loop.time() + timeout
             wait = self.limits.retry_interval
             while True:
@@ -621,7 +714,9 @@ class UDPNode(Endpoint[MessageT]):
                     if done:
                         break
                 if loop.time() >= deadline:
-                    raise TimeoutError(f"no reply from {addr} to {uri!r} within {timeout}s")
+                    error = TimeoutError(f"no reply from {addr} to {uri!r} within {timeout}s")
+                    self._timed_out(addr, error, {"uri": uri, "timeout": timeout, "server": addr})
+                    raise error
                 wait = min(wait * 2, self.limits.max_retry_interval)
             answer = reply.result()
         finally:
@@ -629,6 +724,33 @@ class UDPNode(Endpoint[MessageT]):
         if answer.header.message_type is MessageType.AUTH_ERROR:
             raise AuthenticationError(self.auth_plugin, reply=answer)
         return answer
+
+    def set_timeout_handler(self, handler: TimeoutErrorHandler | None) -> None:
+        """Set or replace (None: remove) the function called when a request
+        times out (``TimeoutErrorHandler``), e.g. to forget a silent peer or
+        to count timeouts; ``request`` still raises. An exception it raises
+        is logged, not raised."""
+        self.handle_timeout_error = handler
+
+    def _timed_out(self, addr: Addr, error: TimeoutError, context: TimeoutContext) -> None:
+        handler = self.handle_timeout_error
+        if handler is None:
+            return
+        try:
+            result = handler(self, "request_timeout", addr, error, context)
+        except Exception:
+            self.logger.exception("The timeout handler failed")
+            return
+        if result is not None:
+            task = asyncio.ensure_future(self._run_timeout_handler(result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run_timeout_handler(self, pending: Coroutine[Any, Any, None]) -> None:
+        try:
+            await pending
+        except Exception:
+            self.logger.exception("The timeout handler failed")
 
     async def create(
         self, uri: bytes, data: bytes, addr: Addr, *, timeout: float = 10.0
