@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from .drops import DropReason
 from .runner import run, serve
-from .server import TCPServer, default_server_logger, not_found_handler
+from .server import DropHook, TCPServer, default_server_logger, not_found_handler
 
 __version__ = "0.1.0"
 
-__all__ = ["TCPServer", "default_server_logger", "not_found_handler", "run", "serve"]
+__all__ = [
+    "DropHook",
+    "DropReason",
+    "TCPServer",
+    "default_server_logger",
+    "not_found_handler",
+    "run",
+    "serve",
+]

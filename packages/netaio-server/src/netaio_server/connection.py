@@ -36,6 +36,8 @@ from netaio_core.transport import (
     enable_keepalive,
 )
 
+from .drops import DropReason
+
 if TYPE_CHECKING:
     from .server import TCPServer
 
@@ -58,6 +60,9 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
     ``keys`` mirrors the connection's entries in ``TCPServer.subscriptions``
     so that a disconnect removes them without scanning every key.
     """
+
+    dropped: DropReason | None = None
+    """Why the server dropped this connection, once it has."""
 
     def __init__(
         self, server: TCPServer[MessageT], writer: asyncio.StreamWriter | None = None
@@ -97,7 +102,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
             return
         if server.ssl is not None and not self._stream:
             # TLS starts once the connection is counted, under a deadline.
-            self.expect(server.limits.tls_handshake_timeout, "tls_handshake_timeout reached")
+            self.expect(server.limits.tls_handshake_timeout, DropReason.TLS_HANDSHAKE_TIMEOUT)
             self.handshake = self.loop.create_task(self._start_tls(server.ssl))
             return
         self._begin()
@@ -124,6 +129,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
             )
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             self.logger.info("TLS handshake with %s failed: %s", self.peer, exc)
+            self.server._dropped(self, DropReason.TLS_HANDSHAKE_FAILED)
             raw.abort()
             self.connection_lost(None)
             return
@@ -174,10 +180,15 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         # Keep the half-open connection until the handler in progress replies.
         return self.transport.get_extra_info("sslcontext") is None
 
+    def deadline_passed(self, reason: str) -> None:
+        if isinstance(reason, DropReason):
+            self.server._dropped(self, reason)
+        super().deadline_passed(reason)
+
     def pause_writing(self) -> None:
         super().pause_writing()
         self._pause_reading()
-        self.expect(self.server.limits.write_timeout, "write_timeout reached (slow consumer)")
+        self.expect(self.server.limits.write_timeout, DropReason.WRITE_TIMEOUT)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -205,7 +216,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         self._closing = True
         self.flush()
         self.transport.close()
-        self.expect(self.server.limits.close_timeout, "close_timeout reached")
+        self.expect(self.server.limits.close_timeout, DropReason.CLOSE_TIMEOUT)
 
     # -- dispatching ---------------------------------------------------------
 
@@ -247,6 +258,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                     message = decoder.next_message()
                 except DecodeError as exc:
                     self.logger.info("Invalid message from %s: %s", self.peer, exc)
+                    server._dropped(self, DropReason.INVALID_MESSAGE)
                     cid = None if exc.auth_data is None else fields_correlation_id(exc.auth_data)
                     self.send_reply(server.make_error("invalid message"), None, cid)
                     progressed = True
@@ -256,8 +268,9 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                 except FrameError as exc:
                     self.logger.warning("Closing connection from %s: %s", self.peer, exc)
                     too_large = isinstance(exc, FrameTooLargeError)
-                    reason = "frame too large" if too_large else "invalid frame"
-                    self.send_reply(server.make_error(reason), None, None)
+                    reason = DropReason.FRAME_TOO_LARGE if too_large else DropReason.INVALID_FRAME
+                    server._dropped(self, reason)
+                    self.send_reply(server.make_error(reason.value), None, None)
                     self.close()
                     return None
                 if message is None:
@@ -390,7 +403,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         except Exception:  # a transport already torn down
             return
         if unsent > self.server.limits.write_buffer_limit:
-            self.server._drop(self.writer, None, "write_buffer_limit exceeded (slow consumer)")
+            self.server._drop(self.writer, None, DropReason.SLOW_CONSUMER)
 
     # -- timers and flow control ----------------------------------------------
 
@@ -403,16 +416,16 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         if self.decoder.buffered:
             if progressed or not self._frame_started:
                 self._frame_started = True
-                self.expect(limits.frame_timeout, "frame_timeout reached mid-frame")
+                self.expect(limits.frame_timeout, DropReason.FRAME_TIMEOUT)
         else:
             self._frame_started = False
             if self.heartbeats and limits.heartbeat_interval is not None:
                 silence = limits.heartbeat_interval + limits.heartbeat_timeout
                 if limits.idle_timeout is None or silence < limits.idle_timeout:
-                    self.expect(silence, "no heartbeat from the client (dead peer)")
+                    self.expect(silence, DropReason.HEARTBEAT_TIMEOUT)
                     return
             if limits.idle_timeout is not None or self.deadline is not None:
-                self.expect(limits.idle_timeout, "idle_timeout reached")
+                self.expect(limits.idle_timeout, DropReason.IDLE_TIMEOUT)
 
     def _pause_reading(self) -> None:
         if self._read_paused:
@@ -455,9 +468,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                             self.writer.drain(), self.server.limits.write_timeout
                         )
                     except asyncio.TimeoutError:
-                        self.server._drop(
-                            self.writer, None, "write_timeout reached (slow consumer)"
-                        )
+                        self.server._drop(self.writer, None, DropReason.WRITE_TIMEOUT)
                         break
                     if self.task is None:
                         self._run()

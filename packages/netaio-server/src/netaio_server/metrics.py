@@ -11,7 +11,7 @@ which brings prometheus_client).
     netaio_clients_dropped_total{reason}         counter
     netaio_messages_received_total{type}         counter (messages handled)
     netaio_messages_sent_total{type}             counter (replies, notifications)
-    netaio_messages_rejected_total{reason}       counter (checksum, auth)
+    netaio_messages_rejected_total{reason}       counter (invalid, checksum, auth)
     netaio_handler_duration_seconds{type}        histogram
     netaio_handler_errors_total{type}            counter
     netaio_notify_total                          counter (notify calls)
@@ -25,9 +25,9 @@ How it hooks in: ``on_connect``/``on_disconnect`` hooks; every entry of
 to time it and count message types (a plain handler stays plain, so
 ordering is kept); ``notify`` and ``broadcast`` wrapped to count
 deliveries; ``server.broker`` wrapped; refusals, drops and rejected
-messages counted by a ``logging.Handler`` on ``server.logger`` from the
-server's own log records (so they are counted only while that logger is
-enabled for INFO and WARNING).
+messages counted by an ``on_drop`` hook, labelled with ``DropReason.label``
+(``max_connections``, ``slow_consumer``, ``idle_timeout``, ``auth_failed``,
+...).
 
 With several worker processes (``netaio serve --workers N``) the supervisor
 sets ``PROMETHEUS_MULTIPROC_DIR`` and serves the sum over its workers.
@@ -36,7 +36,6 @@ sets ``PROMETHEUS_MULTIPROC_DIR`` and serves the sum over its workers.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import time
 from collections.abc import Hashable
@@ -46,6 +45,7 @@ from typing import Any
 from netaio_core import BrokerProtocol, MessageProtocol
 from netaio_core.broker import Deliver
 
+from .drops import DropReason
 from .server import TCPServer
 
 __all__ = ["InstrumentedBroker", "ServerMetrics", "instrument", "start_metrics_server"]
@@ -138,31 +138,18 @@ def _metrics_for(registry: Any) -> ServerMetrics:
     return found
 
 
-class _LogCounter(logging.Handler):
-    """Counts the server's refusal, drop and rejection log records."""
+def _count_drop(metrics: ServerMetrics) -> Any:
+    """An ``on_drop`` hook counting refusals, drops and rejected messages."""
+    counters = {
+        "refused": metrics.connections_refused,
+        "dropped": metrics.clients_dropped,
+        "rejected": metrics.messages_rejected,
+    }
 
-    def __init__(self, metrics: ServerMetrics) -> None:
-        super().__init__(logging.INFO)
-        self.metrics = metrics
+    def count(connection: object, reason: DropReason) -> None:
+        counters[reason.kind].labels(reason.label).inc()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.msg
-        args = record.args if isinstance(record.args, tuple) else ()
-        m = self.metrics
-        if msg == "Refusing connection from %s: %s" and len(args) == 2:
-            m.connections_refused.labels(str(args[1])).inc()
-        elif msg == "Dropping client %s: %s" and len(args) == 2:
-            m.clients_dropped.labels(str(args[1])).inc()
-        elif msg == "Removing client %s from collection":
-            m.clients_dropped.labels("send failed").inc()
-        elif msg == "Auth check failed for message from %s":
-            m.messages_rejected.labels("auth").inc()
-        elif msg == "Checksum mismatch in message from %s":
-            m.messages_rejected.labels("checksum").inc()
-        elif msg == "Invalid message from %s: %s":
-            m.messages_rejected.labels("invalid").inc()
-        elif msg == "Closing connection from %s: %s":
-            m.clients_dropped.labels("invalid frame").inc()
+    return count
 
 
 def _timed(handler: Any, metrics: ServerMetrics) -> Any:
@@ -310,7 +297,7 @@ def instrument(server: TCPServer[Any], registry: Any = None) -> ServerMetrics:
     server.broadcast = counted_broadcast  # type: ignore[method-assign]
     if server.broker is not None and not isinstance(server.broker, InstrumentedBroker):
         server.broker = InstrumentedBroker(server.broker, metrics)
-    server.logger.addHandler(_LogCounter(metrics))
+    server.on_drop(_count_drop(metrics))
     return metrics
 
 

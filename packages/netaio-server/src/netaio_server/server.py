@@ -41,11 +41,16 @@ from netaio_core.binding import FROM_SERVER
 from netaio_core.dispatch import HandlerLayer
 
 from .connection import ServerConnection
+from .drops import DropReason
 
-__all__ = ["ConnectionHook", "TCPServer", "default_server_logger", "not_found_handler"]
+__all__ = ["ConnectionHook", "DropHook", "TCPServer", "default_server_logger", "not_found_handler"]
 
 ConnectionHook = Callable[[asyncio.StreamWriter], object]
 """A function (or coroutine function) called with a connection's writer."""
+
+DropHook = Callable[[ServerConnection[Any], DropReason], object]
+"""A function (or coroutine function) called with a connection and why the
+server refused or dropped it or rejected one of its messages."""
 
 default_server_logger = logging.getLogger("netaio.server")
 default_server_logger.setLevel(logging.INFO)
@@ -233,6 +238,7 @@ class TCPServer(Endpoint[MessageT]):
         self._max_connections = self.limits.max_connections
         self._fatal: BaseException | None = None
         self._connect_hooks: list[ConnectionHook] = []
+        self._drop_hooks: list[DropHook] = []
         self._disconnect_hooks: list[ConnectionHook] = []
         self._hook_tasks: set[asyncio.Future[Any]] = set()
         self._broker_joining: dict[Hashable, asyncio.Future[Any]] = {}
@@ -340,11 +346,30 @@ class TCPServer(Endpoint[MessageT]):
         self._disconnect_hooks.append(hook)
         return hook
 
-    def _run_hooks(self, hooks: list[ConnectionHook], writer: asyncio.StreamWriter) -> None:
+    def on_drop(self, hook: DropHook) -> DropHook:
+        """Decorator: call ``hook(connection, reason)`` (a function or a
+        coroutine function) whenever the server refuses a connection, drops
+        one or rejects a message (``DropReason``; ``reason.kind`` says
+        which); ``connection`` is the ``ServerConnection`` (``peer``,
+        ``ip``, ``writer``). Called before the connection is aborted."""
+        self._drop_hooks.append(hook)
+        return hook
+
+    def _dropped(self, connection: ServerConnection[MessageT], reason: DropReason) -> None:
+        """The one place every refusal, drop and rejection is reported (a
+        connection's drop once, whatever else then fails on it)."""
+        if reason.kind == "dropped":
+            if connection.dropped is not None:
+                return
+            connection.dropped = reason
+        if self._drop_hooks:
+            self._run_hooks(self._drop_hooks, connection, reason)
+
+    def _run_hooks(self, hooks: list[Callable[..., object]], *args: Any) -> None:
         """Call connection hooks; a failing one is logged, never fatal."""
         for hook in hooks:
             try:
-                result = hook(writer)
+                result = hook(*args)
                 if isawaitable(result):
                     task = asyncio.ensure_future(result)
                     self._hook_tasks.add(task)
@@ -388,17 +413,18 @@ class TCPServer(Endpoint[MessageT]):
         ip = connection.ip
         per_ip = limits.max_connections_per_ip
         if self._closing:
-            reason = "server is stopping"
+            reason = DropReason.STOPPING
         elif len(self._counted) >= self._max_connections:
-            reason = "max_connections reached"
+            reason = DropReason.MAX_CONNECTIONS
         elif per_ip is not None and self._per_ip.get(ip, 0) >= per_ip:
-            reason = "max_connections_per_ip reached"
+            reason = DropReason.MAX_CONNECTIONS_PER_IP
         else:
             self._counted.add(connection)
             self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
             connection.counted = True
             return True
         self.logger.warning("Refusing connection from %s: %s", connection.peer, reason)
+        self._dropped(connection, reason)
         return False
 
     def _admit(self, connection: ServerConnection[MessageT]) -> None:
@@ -441,9 +467,11 @@ class TCPServer(Endpoint[MessageT]):
         ``start()`` then raises it."""
         if isinstance(exc, ChecksumError):
             self.logger.info("Checksum mismatch in message from %s", connection.peer)
+            self._dropped(connection, DropReason.CHECKSUM_MISMATCH)
             return self.make_error("invalid message")
         if isinstance(exc, AuthenticationError):
             self.logger.warning("Auth check failed for message from %s", connection.peer)
+            self._dropped(connection, DropReason.AUTH_FAILED)
             try:
                 if exc.plugin is not None:
                     return self.in_own_classes(exc.plugin.error())
@@ -514,25 +542,27 @@ class TCPServer(Endpoint[MessageT]):
             unsent = writer.transport.get_write_buffer_size()
         except Exception:
             self.logger.exception("Error sending to a client")
-            self._drop(writer, collection, None)
+            self._drop(writer, collection, DropReason.SEND_FAILED)
             return
         if unsent > self.limits.write_buffer_limit:
-            self._drop(writer, collection, "write_buffer_limit exceeded (slow consumer)")
+            self._drop(writer, collection, DropReason.SLOW_CONSUMER)
 
     def _drop(
         self,
         writer: asyncio.StreamWriter,
         collection: set[asyncio.StreamWriter] | None,
-        reason: str | None,
+        reason: DropReason,
     ) -> None:
         """Remove ``writer`` from ``collection`` and abort its connection; the
         connection then removes itself everywhere else."""
         connection = self._connections.get(writer)
         peer = connection.peer if connection is not None else writer.get_extra_info("peername")
-        if reason is not None:
-            self.logger.warning("Dropping client %s: %s", peer, reason)
-        else:
+        if reason is DropReason.SEND_FAILED:
             self.logger.info("Removing client %s from collection", peer)
+        else:
+            self.logger.warning("Dropping client %s: %s", peer, reason)
+        if connection is not None:
+            self._dropped(connection, reason)
         if collection is not None:
             collection.discard(writer)
         writer.transport.abort()

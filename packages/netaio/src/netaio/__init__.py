@@ -64,11 +64,12 @@ from netaio_node import (
     UDPNode,
     default_node_logger,
 )
-from netaio_server import TCPServer, default_server_logger, run, serve
+from netaio_server import DropReason, TCPServer, default_server_logger, run, serve
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DropReason",
     "AEADCipherPlugin",
     "AuthFields",
     "AuthFieldsProtocol",
