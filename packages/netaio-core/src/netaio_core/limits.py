@@ -65,6 +65,15 @@ class Limits:
             while a receive loop runs; with none running the oldest queued
             message is dropped with a warning, so that replies to
             ``request()`` still arrive.
+        max_unsent_bytes: (server) bytes all connections together may hold
+            unsent (replies and notifications their peers have not taken;
+            each one also at most ``write_buffer_limit``). Past it, the
+            connections holding the most are dropped until the total is
+            under nine tenths of it. 128 MiB by default.
+        max_partial_bytes: (server) bytes all connections together may hold
+            received and not yet handled: unfinished frames, and frames
+            waiting behind a running handler. Past it, the connections
+            holding the most are dropped likewise. 64 MiB by default.
     """
 
     max_frame_size: int = PROTOCOL_MAX_FRAME_SIZE
@@ -86,6 +95,8 @@ class Limits:
     heartbeat_timeout: float = 20.0
     max_concurrent_requests: int = 64
     max_queue: int = 1024
+    max_unsent_bytes: int = 128 * 1024 * 1024
+    max_partial_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.max_frame_size < 9:
@@ -109,6 +120,8 @@ class Limits:
             raise ValueError("close_timeout and tls_handshake_timeout must be positive")
         if self.write_buffer_limit < 1:
             raise ValueError("write_buffer_limit must be at least 1")
+        if self.max_unsent_bytes < 1 or self.max_partial_bytes < 1:
+            raise ValueError("max_unsent_bytes and max_partial_bytes must be at least 1")
         if self.heartbeat_timeout <= 0:
             raise ValueError("heartbeat_timeout must be positive")
         for name in ("idle_timeout", "frame_timeout", "connect_timeout", "heartbeat_interval"):

@@ -47,6 +47,11 @@ READ_AHEAD = 256 * 1024
 """Bytes of unprocessed frames a connection buffers before it stops reading
 (while a handler runs or while the peer does not take its replies)."""
 
+FRAMES_PER_TURN = 128
+"""Frames a connection dispatches before it lets the event loop serve the
+other connections (then it goes on in a callback of its own): a peer
+pipelining without pause cannot hold up the others."""
+
 _STREAM_READ_SIZE = 64 * 1024
 _OK = MessageType.OK
 
@@ -83,6 +88,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         self._read_paused = False
         self._resumed: asyncio.Future[None] | None = None  # the stream loop waiting to read
         self._eof = False
+        self._yielded = False  # a continuation of the dispatch is scheduled
         self._frame_started = False
         self._drain_first = False
         if writer is not None:
@@ -150,13 +156,21 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
             # TLS can hand over the first bytes before start_tls() returns:
             # they wait until the connection is ready (_begin).
             return
-        if self.task is None:
+        if self.task is None and not self._yielded:
             try:
                 self._run()
             except Exception as exc:  # a failing make_error, say: only this connection
                 self._fail(exc)
         elif self.decoder.buffered > READ_AHEAD:
             self._pause_reading()
+        self._account_input()
+
+    def _account_input(self) -> None:
+        """Tell the server's budget what this connection holds unhandled."""
+        buffered = self.decoder.buffered
+        partial = self.server._partial
+        if (buffered or partial.held(self)) and not self.is_lost:
+            partial.update(self, buffered)
 
     def handler_tasks(self) -> list[asyncio.Task[None]]:
         """The tasks running this connection's handlers."""
@@ -174,7 +188,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
 
     def eof_received(self) -> bool:
         self._eof = True
-        if self.task is None and not self.concurrent:
+        if self.task is None and not self.concurrent and not self._yielded:
             self._end_of_input()
             return False
         # Keep the half-open connection until the handler in progress replies.
@@ -192,8 +206,9 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
 
     def resume_writing(self) -> None:
         super().resume_writing()
+        self._after_writes()  # the budget learns that the buffer drained
         self._arm(False)
-        if self.task is None and not self.is_lost:
+        if self.task is None and not self.is_lost and not self._yielded:
             self._run()
         if not self.write_paused and self.decoder.buffered <= READ_AHEAD:
             self._resume_reading()
@@ -226,8 +241,25 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         pending = self._dispatch_buffered()
         if pending is not None:
             self.task = self.loop.create_task(self._serve_awaited(pending))
+        elif self._yielded:
+            if self.decoder.buffered > READ_AHEAD:
+                self._pause_reading()
         elif self._eof and not self.concurrent:
             self._end_of_input()
+
+    def _go_on(self) -> None:
+        """The scheduled continuation of a dispatch that gave way."""
+        self._yielded = False
+        if self.is_lost or self.task is not None or self.server._closing:
+            return
+        try:
+            self._run()
+        except Exception as exc:  # as in data_received
+            self._fail(exc)
+            return
+        if not self._yielded and not self.write_paused and self.decoder.buffered <= READ_AHEAD:
+            self._resume_reading()
+        self._account_input()
 
     def _dispatch_buffered(self) -> _Awaited | None:
         """Dispatch buffered frames and send (batch) their replies.
@@ -245,6 +277,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
         limit = server.limits.max_concurrent_requests
         concurrent = self.concurrent
         progressed = False
+        turn = FRAMES_PER_TURN
         pending: _Awaited | None = None
         if not self._stream:
             self.begin_batch()
@@ -254,6 +287,12 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
             if self.write_paused or server._closing or len(concurrent) >= limit:
                 return None
             while True:
+                if not turn and not self._stream:
+                    if decoder.buffered:
+                        # Give way to the other connections; go on next turn.
+                        self._yielded = True
+                        self.loop.call_soon(self._go_on)
+                    break
                 try:
                     message = decoder.next_message()
                 except DecodeError as exc:
@@ -262,6 +301,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                     cid = None if exc.auth_data is None else fields_correlation_id(exc.auth_data)
                     self.send_reply(server.make_error("invalid message"), None, cid)
                     progressed = True
+                    turn -= 1
                     if self._stalled():
                         break
                     continue
@@ -276,6 +316,7 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
                 if message is None:
                     break
                 progressed = True
+                turn -= 1
                 auth_data = message.auth_data
                 cid = fields_correlation_id(auth_data) if auth_data.fields else None
                 if message.header.message_type is _OK and message.body.uri == HEARTBEAT_URI:
@@ -358,8 +399,9 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
 
     def _after_handlers(self) -> None:
         """A handler task ended: close once stopping or at end of input."""
-        if self.is_lost or self.task is not None or self.concurrent:
+        if self.is_lost or self.task is not None or self.concurrent or self._yielded:
             return
+        self._account_input()
         if self.server._closing:
             self.server._closed_after_reply(self)
             return
@@ -402,8 +444,11 @@ class ServerConnection(StreamConnection[MessageT], Generic[MessageT]):
             unsent = self.transport.get_write_buffer_size()
         except Exception:  # a transport already torn down
             return
-        if unsent > self.server.limits.write_buffer_limit:
-            self.server._drop(self.writer, None, DropReason.SLOW_CONSUMER)
+        server = self.server
+        if unsent > server.limits.write_buffer_limit:
+            server._drop(self.writer, None, DropReason.SLOW_CONSUMER)
+        elif unsent or server._unsent.held(self):
+            server._unsent.update(self, unsent)
 
     # -- timers and flow control ----------------------------------------------
 

@@ -40,6 +40,7 @@ from netaio_core import (
 from netaio_core.binding import FROM_SERVER
 from netaio_core.dispatch import HandlerLayer
 
+from .budget import ByteBudget
 from .connection import ServerConnection
 from .drops import DropReason
 
@@ -69,6 +70,17 @@ def not_found_handler(message: MessageProtocol, writer: asyncio.StreamWriter) ->
 
 
 _make_error_response = make_error_response  # TCPServer.__init__'s parameter hides the name
+
+
+def _unsent_bytes(connection: ServerConnection[Any]) -> int:
+    try:
+        return int(connection.transport.get_write_buffer_size())
+    except Exception:  # a transport already torn down
+        return 0
+
+
+def _partial_bytes(connection: ServerConnection[Any]) -> int:
+    return connection.decoder.buffered
 
 
 async def _after(joining: asyncio.Future[Any], reply: MessageT) -> MessageT:
@@ -236,6 +248,15 @@ class TCPServer(Endpoint[MessageT]):
         self._counted: set[ServerConnection[MessageT]] = set()  # handshakes included
         self._per_ip: dict[str, int] = {}
         self._max_connections = self.limits.max_connections
+        # Server-wide byte budgets (Limits.max_unsent_bytes, max_partial_bytes).
+        self._unsent: ByteBudget[ServerConnection[MessageT]] = ByteBudget(
+            self.limits.max_unsent_bytes, _unsent_bytes, self._dropper(DropReason.MAX_UNSENT_BYTES)
+        )
+        self._partial: ByteBudget[ServerConnection[MessageT]] = ByteBudget(
+            self.limits.max_partial_bytes,
+            _partial_bytes,
+            self._dropper(DropReason.MAX_PARTIAL_BYTES),
+        )
         self._fatal: BaseException | None = None
         self._connect_hooks: list[ConnectionHook] = []
         self._drop_hooks: list[DropHook] = []
@@ -438,6 +459,8 @@ class TCPServer(Endpoint[MessageT]):
     def _forget(self, connection: ServerConnection[MessageT], exc: Exception | None) -> None:
         """Remove an ended connection from every collection and count."""
         self._counted.discard(connection)
+        self._unsent.forget(connection)
+        self._partial.forget(connection)
         ip = connection.ip
         left = self._per_ip.get(ip, 1) - 1
         if left > 0:
@@ -546,6 +569,21 @@ class TCPServer(Endpoint[MessageT]):
             return
         if unsent > self.limits.write_buffer_limit:
             self._drop(writer, collection, DropReason.SLOW_CONSUMER)
+        elif unsent:
+            connection = self._connections.get(writer)
+            if connection is not None:
+                self._unsent.update(connection, unsent)
+
+    def _dropper(self, reason: DropReason) -> Callable[[ServerConnection[MessageT]], None]:
+        """What a byte budget does to a connection over it."""
+
+        def drop(connection: ServerConnection[MessageT]) -> None:
+            if connection.admitted:
+                self._drop(connection.writer, None, reason)
+            else:
+                connection.transport.abort()
+
+        return drop
 
     def _drop(
         self,
