@@ -191,6 +191,19 @@ def _pip_install(session: nox.Session, python: str, *args: str) -> None:
         session.run(python, "-m", "pip", "install", "-q", *args, external=True)
 
 
+def _wheels(folder: Path, *dists: str) -> list[str]:
+    """The wheel files of ``dists`` in ``folder`` (by path: an index or a
+    cache may hold other builds of the same version)."""
+    found = []
+    for dist in dists:
+        (wheel,) = folder.glob(dist.replace("-", "_") + "-*.whl")
+        found.append(str(wheel))
+    return found
+
+
+# Extras whose modules the isolated session imports with the extra installed.
+ISOLATED_EXTRAS = [("netaio-server", "client")]
+
 ISOLATED_TEST_DEPS = [
     "pytest>=8.3",
     "pytest-asyncio>=0.25",
@@ -209,7 +222,7 @@ def isolated(session: nox.Session) -> None:
     _build_all(session, dist_dir)
     for dist, (module, allowed) in IMPORTS.items():
         python = _fresh_env(session, Path(session.create_tmp()) / f"only-{dist}")
-        _pip_install(session, python, "--find-links", str(dist_dir), dist, *ISOLATED_TEST_DEPS)
+        _pip_install(session, python, *_wheels(dist_dir, *allowed), *ISOLATED_TEST_DEPS)
         forbidden = [IMPORTS[d][0] for d in IMPORTS if d not in allowed] + ["netaio"]
         session.run(
             python,
@@ -220,6 +233,8 @@ def isolated(session: nox.Session) -> None:
             f"sys.exit(f'{dist} alone can import {{present}}' if present else 0)",
             external=True,
         )
+        # Every public module imports alone, or names the extra it needs.
+        session.run(python, "tests/isolated_check.py", module, dist, external=True)
         folder = dist.removeprefix("netaio-")
         session.run(
             python,
@@ -232,6 +247,15 @@ def isolated(session: nox.Session) -> None:
             f"tests/{folder}",
             external=True,
         )
+    for dist, extra in ISOLATED_EXTRAS:
+        # ... and works once that extra is installed.
+        python = _fresh_env(session, Path(session.create_tmp()) / f"{dist}-{extra}")
+        module, allowed = IMPORTS[dist]
+        wheel = _wheels(dist_dir, dist)[0]
+        # The extra's distributions from dist_dir too, not from an index.
+        local = _wheels(dist_dir, *allowed, "netaio-client", "netaio-auth")
+        _pip_install(session, python, *local, f"{dist}[{extra}] @ {Path(wheel).resolve().as_uri()}")
+        session.run(python, "tests/isolated_check.py", module, dist, extra, external=True)
 
 
 @nox.session

@@ -6,8 +6,9 @@
 
 ``serve`` needs netaio-server alone (``python -m netaio_server.cli serve``
 is also how the supervisor starts its workers); ``request`` and
-``subscribe`` need netaio-client (and netaio-auth for HMAC), which the
-``netaio`` distribution brings with its ``netaio`` console script.
+``subscribe`` need netaio-client and netaio-auth, declared as the extra
+``netaio-server[client]`` (the ``netaio`` distribution, which owns the
+``netaio`` console script, brings them too).
 
 Exit status of ``request`` and ``subscribe``: 0 on success; 1 when the
 server answers ERROR, NOT_FOUND, AUTH_ERROR or NOT_PERMITTED; 2 on a usage
@@ -341,6 +342,9 @@ ERROR_TYPES = frozenset(
 )
 
 
+_CLIENT_EXTRA = 'pip install "netaio-server[client]"'
+
+
 class _Fail(Exception):
     def __init__(self, status: int, text: str) -> None:
         super().__init__(text)
@@ -525,7 +529,7 @@ def _hmac(secret: bytes) -> AuthPluginProtocol:
     try:
         from netaio_auth import HMACAuthPlugin
     except ImportError:
-        raise _Fail(EXIT_USAGE, "HMAC needs netaio-auth: pip install netaio") from None
+        raise _Fail(EXIT_USAGE, f"HMAC needs netaio-auth: {_CLIENT_EXTRA}") from None
     return HMACAuthPlugin({"secret": secret})
 
 
@@ -534,7 +538,7 @@ def _client_class() -> type[TCPClient[Any]]:
         from netaio_client import TCPClient
     except ImportError:
         raise _Fail(
-            EXIT_USAGE, "the client commands need netaio-client: pip install netaio"
+            EXIT_USAGE, f"the client commands need netaio-client: {_CLIENT_EXTRA}"
         ) from None
     return TCPClient
 

@@ -11,7 +11,8 @@ one connection is joined in memory (``netaio_core.testing``) to a real
 server connection: frames are encoded, decoded, checked, dispatched and
 answered by the same code as over TCP. The server needs no ``listen()``;
 its handlers, hooks, subscriptions and limits all apply. TLS is not used in
-memory. It needs netaio-client (``pip install netaio`` brings it).
+memory. It needs netaio-client: ``pip install "netaio-server[client]"`` (or
+``pip install netaio``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from .server import TCPServer
 try:
     from netaio_client import TCPClient
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("netaio_server.testing needs netaio-client: pip install netaio") from exc
+    raise ImportError(
+        'netaio_server.testing needs netaio-client: pip install "netaio-server[client]"'
+    ) from exc
 
 __all__ = ["TestClient"]
 
