@@ -1,8 +1,9 @@
 """Every ```python block of README.md, packages/*/README.md and docs/**/*.md
 runs on its own, as a reader who copies it would run it: alone in an empty
 folder, in a fresh interpreter (``-X dev -W error``), within a timeout, with
-nothing on stderr. When a ```text block follows it (directly, or after a
-line such as "Output:"), stdout must be that text. All of them together
+nothing on stderr (but -X dev's notes of slow callbacks). When a ```text
+block follows it (directly, or after a line such as "Output:"), stdout must
+be that text. All of them together
 pass ``mypy --strict``.
 
 Files a page tells the reader to save side by side (its
@@ -35,6 +36,9 @@ PAGES = [
 TIMEOUT = 60
 OPTIONAL = ("uvloop", "cryptography", "prometheus_client", "nats")
 
+# -X dev reports a callback that ran over 0.1 s (a TLS handshake on a busy
+# machine, say): timing, not a fault of the example.
+_SLOW_CALLBACK = re.compile(r"^Executing <.*> took \d+\.\d+ seconds\n", re.M)
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
 _NAME = re.compile(r"<!-- (?:walkthrough|run): ([\w.-]+) -->\s*$")
 _BETWEEN_CODE_AND_OUTPUT = re.compile(r"\s*(?:\w[\w ]*:)?\s*(?:<!--[^>]*-->)?\s*")
@@ -138,7 +142,8 @@ def test_block_runs_on_its_own(block: Block, tmp_path: Path) -> None:
     if block.file_name.startswith("test_"):
         assert re.search(r"\b\d+ passed\b", done.stdout), done.stdout
         return
-    assert done.stderr == "", f"{block.id} wrote to stderr:\n{done.stderr}"
+    stderr = _SLOW_CALLBACK.sub("", done.stderr)
+    assert stderr == "", f"{block.id} wrote to stderr:\n{done.stderr}"
     if block.output is not None:
         assert done.stdout == block.output, block.id
 

@@ -21,6 +21,11 @@ from .conftest import Serve
 from .support import ECHO_URI, TIMEOUT, echo_server, request
 
 FRAME_BODY = 60_000
+# Well under a second on an idle machine (tests/load/test_abuse.py asserts
+# that, with the server in its own process); this bound leaves room for a
+# busy CI machine and still fails without the budgets and the dispatch turn
+# (requests then time out: 5 s).
+ANSWERED_WITHIN = 3.0
 
 
 async def well_behaved_round_trips(port: int, tries: int = 6) -> list[float]:
@@ -68,7 +73,7 @@ async def test_unfinished_frames_past_the_budget_drop_the_biggest_holders(serve:
             await asyncio.wait_for(holders[-1][0].read(0), TIMEOUT)
             await asyncio.sleep(0.01)
         took = await well_behaved_round_trips(port)
-        assert max(took) < 1.0, took
+        assert max(took) < ANSWERED_WITHIN, took
         assert server._partial.total <= budget
         assert set(seen) == {DropReason.MAX_PARTIAL_BYTES}
     finally:
@@ -107,7 +112,7 @@ async def test_subscribers_that_stop_reading_are_dropped_past_the_unsent_budget(
             if len(seen) >= 20:
                 break
         took = await well_behaved_round_trips(port)
-        assert max(took) < 1.0, took
+        assert max(took) < ANSWERED_WITHIN, took
         assert len(seen) >= 20
         assert set(seen) == {DropReason.MAX_UNSENT_BYTES}
     finally:
@@ -156,7 +161,7 @@ async def test_peers_pipelining_without_reading_do_not_starve_a_client(serve: Se
         assert await asyncio.wait_for(flood.stdout.readline(), TIMEOUT) == b"flooding\n"
         await asyncio.sleep(0.2)  # let the flood build up
         took = await well_behaved_round_trips(port)
-        assert max(took) < 1.0, took
+        assert max(took) < ANSWERED_WITHIN, took
     finally:
         flood.kill()
         await asyncio.wait_for(flood.wait(), TIMEOUT)
